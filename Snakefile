@@ -1,0 +1,28 @@
+# FaceRepro: dataset -> alignment -> training -> features -> evaluation -> report.
+# All logic lives in the facerepro package; rules only wire artifacts (see DESIGN.md).
+from facerepro import paths
+from facerepro.config import validate
+
+configfile: "config/config.yaml"
+
+
+# Fails before any job runs, naming the offending key (schema: workflow/schemas/).
+validate(config, source="config")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/align.smk"
+include: "rules/train.smk"
+include: "rules/features.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        paths.report(),

@@ -1,0 +1,44 @@
+# Helpers shared by the rules: what the config asks for, as artifact paths.
+from facerepro.data import registry
+
+
+wildcard_constraints:
+    source="[^/]+",
+    file="[^/]+",
+    dataset="[^/]+/[^/]+",
+    evalset="[^/]+/[^/]+",
+    template="[a-z0-9_]+",
+    run="[^/]+",
+    protocol="[^/]+",
+
+
+def source_config(source):
+    return config["datasets"][source]
+
+
+def part(dataset):
+    source, name = dataset.split("/")
+    return registry.part_spec(source_config(source), name)
+
+
+def aligned_shard(dataset, template):
+    return [paths.aligned_images(dataset, template), paths.aligned_index(dataset, template)]
+
+
+def needed_shards():
+    """(dataset, template) for every training set and every evaluation set of every run."""
+    shards = set()
+    for run in config["runs"].values():
+        shards.add((run["train"], run["template"]))
+        for protocol in config["protocols"].values():
+            shards.add((protocol["dataset"], run["template"]))
+    return sorted(shards)
+
+
+def all_metrics():
+    return {(run, protocol): paths.metrics(run, protocol)
+            for run in config["runs"] for protocol in config["protocols"]}
+
+
+def train_gpus(run):
+    return 1 if config["device"] == "cuda" else 0

@@ -1,0 +1,70 @@
+# Fetch (checksum-verified) -> extract (safe) -> clean (manifest of every file).
+
+
+rule synth_mirror:
+    """Generate SynthFaces in the real datasets' formats, packed as a local file:// mirror."""
+    output:
+        paths.mirror_file(file="SHA256SUMS"),
+    params:
+        spec=lambda wc: source_config(wc.source),
+    log:
+        paths.log("synth_mirror", "{source}"),
+    benchmark:
+        paths.benchmark("synth_mirror", "{source}")
+    threads: 2
+    script:
+        "../workflow/scripts/synth_mirror.py"
+
+
+def fetch_inputs(wc):
+    if registry.source_spec(source_config(wc.source)).mirrored:
+        return {"sums": paths.mirror_file(wc.source, "SHA256SUMS")}
+    return {}
+
+
+rule fetch:
+    """Copy one file from its source and keep it only if its sha256 matches."""
+    input:
+        unpack(fetch_inputs),
+    output:
+        paths.download(),
+    params:
+        spec=lambda wc: source_config(wc.source),
+    log:
+        paths.log("fetch", "{source}/{file}"),
+    benchmark:
+        paths.benchmark("fetch", "{source}/{file}")
+    script:
+        "../workflow/scripts/fetch.py"
+
+
+rule extract:
+    """Unpack a part's archives (refusing unsafe members) and copy its plain files."""
+    input:
+        lambda wc: [paths.download(wc.dataset.split("/")[0], f) for f in part(wc.dataset).files],
+    output:
+        paths.extracted_marker(),
+    log:
+        paths.log("extract", "{dataset}"),
+    benchmark:
+        paths.benchmark("extract", "{dataset}")
+    script:
+        "../workflow/scripts/extract.py"
+
+
+rule clean:
+    """Decode every image; the manifest keeps or quarantines each file with a reason."""
+    input:
+        paths.extracted_marker(),
+    output:
+        paths.manifest(),
+    params:
+        layout=lambda wc: part(wc.dataset).layout,
+        split=lambda wc: part(wc.dataset).split,
+        root=lambda wc: paths.extracted(wc.dataset),
+    log:
+        paths.log("clean", "{dataset}"),
+    benchmark:
+        paths.benchmark("clean", "{dataset}")
+    script:
+        "../workflow/scripts/clean.py"

@@ -1,0 +1,23 @@
+# One trained model per run; checkpoints are a param, so Snakemake never deletes them.
+
+
+rule train:
+    input:
+        lambda wc: aligned_shard(config["runs"][wc.run]["train"],
+                                 config["runs"][wc.run]["template"]),
+    output:
+        model=paths.model(),
+        info=paths.model_info(),
+    params:
+        run=lambda wc: config["runs"][wc.run],
+        checkpoints=lambda wc: paths.checkpoints(wc.run),
+        device=config["device"],
+    resources:
+        gpu=lambda wc: train_gpus(wc.run),
+    log:
+        paths.log("train", "{run}"),
+    benchmark:
+        paths.benchmark("train", "{run}")
+    threads: workflow.cores
+    script:
+        "../workflow/scripts/train.py"

@@ -1,0 +1,100 @@
+"""Load and validate the workflow config against the one JSON schema.
+
+Snakemake's Snakefile and the ``facerepro`` CLI both go through :func:`validate`, so a config
+that passes here is exactly a config the workflow accepts. Defaults written in the schema are
+filled in, at every depth, so downstream code can index keys without ``.get`` fallbacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from facerepro.data.registry import parts_of
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or of the wrong type."""
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that writes schema defaults into the instance while it validates."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = json.loads(json.dumps(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate(config: dict, source: str = "config", schema: dict | None = None) -> dict:
+    """Validate ``config`` in place (filling defaults) and return it.
+
+    Raises :class:`ConfigError` naming the offending key path and the file it came from.
+    """
+    validator = _Validator(schema or load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+            lines.append(f"  {where}: {err.message}")
+        raise ConfigError(
+            f"{source}: invalid config\n" + "\n".join(lines)
+            + "\nEvery key is documented in config/README.md."
+        )
+    _check_references(config, source)
+    return config
+
+
+def _check_references(config: dict, source: str) -> None:
+    """Cross-references the schema cannot express: runs and protocols name real datasets."""
+    known = set(dataset_names(config))
+    for section in ("runs", "protocols"):
+        for name, entry in config.get(section, {}).items():
+            key = "train" if section == "runs" else "dataset"
+            if entry[key] not in known:
+                raise ConfigError(
+                    f"{source}: {section}.{name}.{key} = {entry[key]!r} is not a dataset of this "
+                    f"config; known: {sorted(known)}"
+                )
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read a YAML config file, apply top-level overrides, validate it."""
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    config.update(overrides or {})
+    return validate(config, source=str(path))
+
+
+def dataset_names(config: dict) -> list[str]:
+    """Every ``source/part`` dataset the configured sources provide, e.g. ``synth/lfw``."""
+    return [f"{source}/{part}" for source, spec in config["datasets"].items()
+            for part in parts_of(spec)]
+
+
+def digest(obj: Any) -> str:
+    """A short stable hash of a JSON-able value: provenance for models and metrics."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

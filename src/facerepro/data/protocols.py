@@ -1,0 +1,45 @@
+"""Evaluation protocols read from the datasets' own files (LFW ``pairs.txt``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def read_pairs(path: str | Path) -> pd.DataFrame:
+    """Parse an LFW ``pairs.txt``: header ``folds<TAB>n``, then per fold n same, n different.
+
+    Returns one row per pair in file order with columns fold, name1, num1, name2, num2, same,
+    and id1, id2 (the manifest image_ids). The fold of a pair is its position in the file, as
+    in the official protocol.
+    """
+    lines = Path(path).read_text().splitlines()
+    try:
+        folds, per_fold = (int(v) for v in lines[0].split())
+    except ValueError as exc:
+        raise ValueError(f"{path}: first line must be '<folds>\\t<pairs per fold>'") from exc
+    body = [line.split() for line in lines[1:] if line.strip()]
+    expected = folds * 2 * per_fold
+    if len(body) != expected:
+        raise ValueError(f"{path}: {len(body)} pair lines, header promises {expected}")
+    rows = []
+    for i, fields in enumerate(body):
+        fold, within = divmod(i, 2 * per_fold)
+        same = within < per_fold
+        if same and len(fields) == 3:
+            rows.append((fold, fields[0], int(fields[1]), fields[0], int(fields[2]), True))
+        elif not same and len(fields) == 4:
+            rows.append((fold, fields[0], int(fields[1]), fields[2], int(fields[3]), False))
+        else:
+            raise ValueError(f"{path}: line {i + 2} {' '.join(fields)!r} is not a "
+                             f"{'same' if same else 'different'}-person pair")
+    pairs = pd.DataFrame(rows, columns=["fold", "name1", "num1", "name2", "num2", "same"])
+    pairs["id1"] = [lfw_image_id(n, k) for n, k in zip(pairs.name1, pairs.num1, strict=True)]
+    pairs["id2"] = [lfw_image_id(n, k) for n, k in zip(pairs.name2, pairs.num2, strict=True)]
+    return pairs
+
+
+def lfw_image_id(name: str, num: int) -> str:
+    """The manifest image_id of LFW image ``num`` (1-based) of person ``name``."""
+    return f"lfw/{name}/{name}_{num:04d}"

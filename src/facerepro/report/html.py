@@ -1,0 +1,73 @@
+"""The HTML report: one self-contained file (figures inlined), readable offline."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from facerepro.atomic import atomic_path
+from facerepro.report.figures import roc_png
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def dataset_summary(manifests: dict[str, str]) -> list[dict]:
+    rows = []
+    for name, path in manifests.items():
+        m = pd.read_parquet(path)
+        kept = m[m["status"] == "kept"]
+        reasons = m.loc[m["status"] != "kept", "reason"].str.split(":").str[0].value_counts()
+        rows.append({"dataset": name, "found": len(m), "kept": len(kept),
+                     "quarantined": len(m) - len(kept),
+                     "reasons": ", ".join(f"{r}: {n}" for r, n in reasons.items()) or "-",
+                     "identities": kept["identity"].nunique(),
+                     "splits": ", ".join(f"{s}: {n}" for s, n in
+                                         kept["split"].value_counts().sort_index().items())})
+    return rows
+
+
+def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[str, str],
+          manifests: dict[str, str], qa_images: dict[str, str], dest: str | Path,
+          roc_dest: str | Path | None = None) -> None:
+    """Render the report from the workflow's artifacts (paths keyed by run/protocol/dataset)."""
+    results, curves = [], defaultdict(dict)
+    for (run, protocol), path in sorted(metrics.items()):
+        spec = config["runs"][run]
+        for scorer, m in json.loads(Path(path).read_text())["scorers"].items():
+            results.append({"run": run, "method": spec["method"], "net": spec["net"],
+                            "template": spec["template"], "protocol": protocol,
+                            "scorer": scorer, "mean": 100 * m["accuracy_mean"],
+                            "std": 100 * m["accuracy_std"], "auc": m["auc"],
+                            "pairs": m["pairs"], "folds": m["folds"]})
+            label = f"{run}, {scorer} ({100 * m['accuracy_mean']:.1f}%)"
+            curves[protocol][label] = m["roc"]
+    rocs = {p: roc_png(c, f"ROC, {p}") for p, c in curves.items()}
+    if roc_dest is not None and rocs:
+        with atomic_path(roc_dest) as tmp:
+            tmp.write_bytes(next(iter(rocs.values())))
+    runs = [json.loads(Path(p).read_text()) for _, p in sorted(model_infos.items())]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]))
+    html = env.get_template("report.html.j2").render(
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        config=config,
+        synthetic=any(s["kind"] == "synthfaces" for s in config["datasets"].values()),
+        datasets=dataset_summary(manifests),
+        qa={name: _data_uri(Path(p).read_bytes()) for name, p in qa_images.items()},
+        results=results,
+        rocs={p: _data_uri(png) for p, png in rocs.items()},
+        runs=runs,
+        config_text=json.dumps(config, indent=1, sort_keys=True),
+    )
+    with atomic_path(dest) as tmp:
+        tmp.write_text(html)

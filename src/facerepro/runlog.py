@@ -1,0 +1,16 @@
+"""Send a rule script's logging, warnings and progress bars to its Snakemake log file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+
+def to_file(path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    stream = open(path, "a", buffering=1)   # noqa: SIM115  (lives as long as the process)
+    sys.stderr = stream
+    logging.basicConfig(stream=stream, level=logging.INFO, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)

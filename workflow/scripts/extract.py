@@ -1,0 +1,11 @@
+from pathlib import Path
+
+from facerepro.data.extract import extract
+from facerepro.data.registry import is_archive
+from facerepro.runlog import to_file
+
+to_file(snakemake.log[0])
+files = [Path(f) for f in snakemake.input]
+marker = Path(snakemake.output[0])
+extract([f for f in files if is_archive(f.name)], [f for f in files if not is_archive(f.name)],
+        marker.parent, marker)

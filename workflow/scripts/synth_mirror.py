@@ -1,0 +1,9 @@
+from pathlib import Path
+
+from facerepro.data.synth import SynthConfig, write_mirror
+from facerepro.runlog import to_file
+
+to_file(snakemake.log[0])
+spec = {k: v for k, v in snakemake.params.spec.items() if k != "kind"}
+write_mirror(Path(snakemake.output[0]).parent, SynthConfig.from_dict(spec),
+             workers=snakemake.threads)
