@@ -17,5 +17,7 @@ rule align:
         paths.log("align", "{dataset}/{template}"),
     benchmark:
         paths.benchmark("align", "{dataset}/{template}")
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/align.py"

@@ -21,6 +21,13 @@ def part(dataset):
     return registry.part_spec(source_config(source), name)
 
 
+def fetch_inputs(wc):
+    """A mirrored source's checksum list, written with the mirror (fetch reads it)."""
+    if registry.source_spec(source_config(wc.source)).mirrored:
+        return {"sums": paths.mirror_file(wc.source, "SHA256SUMS")}
+    return {}
+
+
 def aligned_shard(dataset, template):
     return [paths.aligned_images(dataset, template), paths.aligned_index(dataset, template)]
 

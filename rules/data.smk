@@ -12,14 +12,10 @@ rule synth_mirror:
     benchmark:
         paths.benchmark("synth_mirror", "{source}")
     threads: 2
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/synth_mirror.py"
-
-
-def fetch_inputs(wc):
-    if registry.source_spec(source_config(wc.source)).mirrored:
-        return {"sums": paths.mirror_file(wc.source, "SHA256SUMS")}
-    return {}
 
 
 rule fetch:
@@ -34,6 +30,8 @@ rule fetch:
         paths.log("fetch", "{source}/{file}"),
     benchmark:
         paths.benchmark("fetch", "{source}/{file}")
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/fetch.py"
 
@@ -48,6 +46,8 @@ rule extract:
         paths.log("extract", "{dataset}"),
     benchmark:
         paths.benchmark("extract", "{dataset}")
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/extract.py"
 
@@ -66,5 +66,7 @@ rule clean:
         paths.log("clean", "{dataset}"),
     benchmark:
         paths.benchmark("clean", "{dataset}")
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/clean.py"

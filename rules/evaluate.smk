@@ -14,5 +14,7 @@ rule evaluate:
         paths.log("evaluate", "{run}/{protocol}"),
     benchmark:
         paths.benchmark("evaluate", "{run}/{protocol}")
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/evaluate.py"

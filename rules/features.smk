@@ -14,5 +14,7 @@ rule features:
     benchmark:
         paths.benchmark("features", "{run}/{evalset}")
     threads: workflow.cores
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/features.py"

@@ -23,5 +23,7 @@ rule report:
         paths.log("report", "report"),
     benchmark:
         paths.benchmark("report", "report")
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/report.py"

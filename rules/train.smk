@@ -19,5 +19,7 @@ rule train:
     benchmark:
         paths.benchmark("train", "{run}")
     threads: workflow.cores
+    conda:
+        "../workflow/envs/facerepro.yaml"
     script:
         "../workflow/scripts/train.py"

@@ -59,8 +59,11 @@ def test_k_fold_matches_brute_force_threshold_search():
         train = folds != f
         grid = np.concatenate([[-np.inf], np.sort(scores[train]), [np.inf]])
         accs = [np.mean((scores[train] >= t) == same[train]) for t in grid]
-        _, best = best_threshold(scores[train], same[train])
+        threshold, best = best_threshold(scores[train], same[train])
         assert best == pytest.approx(max(accs))
+        assert result["fold_threshold"][f] == threshold
+        expected = np.mean((scores[~train] >= threshold) == same[~train])
+        assert result["fold_accuracy"][f] == pytest.approx(expected)
 
 
 def test_cosine_known_values():

@@ -88,7 +88,8 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
 
 def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.ndarray,
          labels: np.ndarray, dev: torch.device, checkpoint_dir: str | Path
-         ) -> tuple[int, float]:
+         ) -> tuple[int, float | None]:
+    """SGD on the run's loss; returns (steps, mean loss over the last logging window)."""
     loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1).to(dev)
     params = list(model.parameters()) + list(loss_fn.parameters())
     optimizer = torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
@@ -107,7 +108,8 @@ def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.nd
         log.info("resumed from %s at step %d", checkpoint_dir, step)
 
     model.train()
-    running = None
+    window: list[float] = []
+    final_loss: float | None = None
     bar = tqdm(range(step, run["iterations"]), initial=step, total=run["iterations"],
                mininterval=10, desc="train")
     for step in bar:
@@ -122,15 +124,17 @@ def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.nd
         loss.backward()
         optimizer.step()
         schedule.step()
-        value = loss.item()
-        running = value if running is None else 0.98 * running + 0.02 * value
-        if (step + 1) % run["log_every"] == 0:
-            log.info("step %d loss %.4f lr %.4g", step + 1, running, schedule.get_last_lr()[0])
-            bar.set_postfix(loss=f"{running:.3f}")
+        window.append(loss.item())
+        if (step + 1) % run["log_every"] == 0 or step + 1 == run["iterations"]:
+            final_loss = float(np.mean(window))
+            window.clear()
+            log.info("step %d loss %.4f lr %.4g", step + 1, final_loss,
+                     schedule.get_last_lr()[0])
+            bar.set_postfix(loss=f"{final_loss:.3f}")
         if (step + 1) % run["checkpoint_every"] == 0 or step + 1 == run["iterations"]:
             checkpoint.save(checkpoint_dir, {
                 "model": model.state_dict(), "loss": loss_fn.state_dict(),
                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "sampler": sampler.state_dict(), "step": step + 1})
     model.eval()
-    return run["iterations"], running
+    return run["iterations"], final_loss

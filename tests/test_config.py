@@ -1,0 +1,92 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facerepro.config import ConfigError, load, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ["config/config.yaml", "config/test.yaml"]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_configs_validate_and_get_defaults(name):
+    config = load(ROOT / name)
+    for run in config["runs"].values():
+        assert {"iterations", "seed", "template", "checkpoint_every"} <= run.keys()
+    assert config["align"]["landmarks"] == "dataset"
+
+
+def _raw():
+    return yaml.safe_load((ROOT / "config/test.yaml").read_text())
+
+
+def test_unknown_key_is_named():
+    config = _raw()
+    config["runs"]["softmax"]["iteratoins"] = 5
+    with pytest.raises(ConfigError, match=r"runs\.softmax: .*'iteratoins' was unexpected"):
+        validate(config, source="x.yaml")
+
+
+def test_wrong_type_is_named():
+    config = _raw()
+    config["runs"]["softmax"]["batch_size"] = "big"
+    with pytest.raises(ConfigError, match=r"runs\.softmax\.batch_size: 'big' is not of type"):
+        validate(config)
+
+
+def test_unknown_top_level_key_and_bad_enum():
+    config = _raw()
+    config["devcie"] = "cpu"
+    with pytest.raises(ConfigError, match="'devcie' was unexpected"):
+        validate(copy.deepcopy(config))
+    config = _raw()
+    config["device"] = "tpu"
+    with pytest.raises(ConfigError, match=r"device: 'tpu' is not one of"):
+        validate(config)
+
+
+def test_run_must_train_on_a_configured_dataset():
+    config = _raw()
+    config["runs"]["softmax"]["train"] = "synth/webface"
+    with pytest.raises(ConfigError, match=r"runs\.softmax\.train = 'synth/webface'"):
+        validate(config)
+
+
+def _snakemake(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_default_config_dry_run_plans_the_whole_dag():
+    out = _snakemake("-n", "--cores", "2", "--configfile", "config/config.yaml",
+                     "--workflow-profile", "none", "--directory", str(ROOT))
+    assert out.returncode == 0, out.stderr + out.stdout
+    stats = out.stdout.split("Job stats:")[1].split("total")[0]
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
+              if line.strip()}
+    config = load(ROOT / "config/config.yaml")
+    runs, protocols = len(config["runs"]), len(config["protocols"])
+    templates = {run["template"] for run in config["runs"].values()}
+    datasets = {run["train"] for run in config["runs"].values()} | {
+        p["dataset"] for p in config["protocols"].values()}
+    assert counts["train"] == runs
+    assert counts["features"] == counts["evaluate"] == runs * protocols
+    assert counts["align"] == len(templates) * len(datasets)
+    assert counts["clean"] == counts["extract"] == len(datasets)
+    assert counts["synth_mirror"] == counts["report"] == 1
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    config = _raw()
+    config["runs"]["softmax"]["lr"] = "fast"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    out = _snakemake("-n", "--cores", "1", "--configfile", str(bad), "--workflow-profile",
+                     "none", "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"))
+    assert out.returncode != 0
+    assert "runs.softmax.lr: 'fast' is not of type 'number'" in out.stderr + out.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
