@@ -3,7 +3,11 @@
 from facerepro import paths
 from facerepro.config import validate
 
-configfile: "config/config.yaml"
+# The default config only when none is given: `--configfile` would otherwise be deep-merged
+# into it, and a test config would inherit the default's runs.
+if not config:
+
+    configfile: "config/config.yaml"
 
 
 # Fails before any job runs, naming the offending key (schema: workflow/schemas/).

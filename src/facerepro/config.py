@@ -7,6 +7,7 @@ filled in, at every depth, so downstream code can index keys without ``.get`` fa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ import jsonschema
 import yaml
 
 from facerepro.data.registry import parts_of
+from facerepro.data.synth import SynthConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -42,9 +44,31 @@ def _with_defaults(validator_class: type) -> type:
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
+def dataclass_schema(cls: type) -> dict:
+    """JSON schema of a frozen config dataclass: its fields, types and defaults, nothing else.
+
+    The SynthFaces generator owns its settings; deriving the schema from them keeps one source
+    of truth for names and defaults. Value ranges are checked by the dataclass itself.
+    """
+    types = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    defaults = cls()
+    properties = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            properties[f.name] = {**dataclass_schema(type(value)), "default": {}}
+        else:
+            properties[f.name] = {"type": types[type(value)], "default": value}
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    synth = dataclass_schema(SynthConfig)
+    synth["properties"]["kind"] = {"const": "synthfaces"}
+    schema["$defs"]["synthfaces"] = {**schema["$defs"]["synthfaces"], **synth}
+    return schema
 
 
 def validate(config: dict, source: str = "config", schema: dict | None = None) -> dict:
@@ -68,7 +92,13 @@ def validate(config: dict, source: str = "config", schema: dict | None = None) -
 
 
 def _check_references(config: dict, source: str) -> None:
-    """Cross-references the schema cannot express: runs and protocols name real datasets."""
+    """What the schema cannot express: value ranges of the generator, dataset references."""
+    for name, spec in config["datasets"].items():
+        if spec["kind"] == "synthfaces":
+            try:
+                SynthConfig.from_dict({k: v for k, v in spec.items() if k != "kind"})
+            except ValueError as exc:
+                raise ConfigError(f"{source}: datasets.{name}: {exc}") from exc
     known = set(dataset_names(config))
     for section in ("runs", "protocols"):
         for name, entry in config.get(section, {}).items():
