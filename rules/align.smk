@@ -17,6 +17,7 @@ rule align:
         paths.log("align", "{dataset}/{template}"),
     benchmark:
         paths.benchmark("align", "{dataset}/{template}")
+    threads: 1
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

@@ -30,6 +30,7 @@ rule fetch:
         paths.log("fetch", "{source}/{file}"),
     benchmark:
         paths.benchmark("fetch", "{source}/{file}")
+    threads: 1
     conda:
         "../workflow/envs/facerepro.yaml"
     script:
@@ -46,6 +47,7 @@ rule extract:
         paths.log("extract", "{dataset}"),
     benchmark:
         paths.benchmark("extract", "{dataset}")
+    threads: 1
     conda:
         "../workflow/envs/facerepro.yaml"
     script:
@@ -66,6 +68,7 @@ rule clean:
         paths.log("clean", "{dataset}"),
     benchmark:
         paths.benchmark("clean", "{dataset}")
+    threads: 1
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

@@ -14,6 +14,7 @@ rule evaluate:
         paths.log("evaluate", "{run}/{protocol}"),
     benchmark:
         paths.benchmark("evaluate", "{run}/{protocol}")
+    threads: 1
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

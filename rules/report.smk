@@ -23,6 +23,7 @@ rule report:
         paths.log("report", "report"),
     benchmark:
         paths.benchmark("report", "report")
+    threads: 1
     conda:
         "../workflow/envs/facerepro.yaml"
     script:
