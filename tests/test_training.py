@@ -78,3 +78,10 @@ def test_pixel_pca_model_round_trips(shard, tmp_path):
     basis = model.basis.numpy()
     np.testing.assert_allclose(basis @ basis.T, np.eye(6), atol=1e-5)   # orthonormal rows
     assert model(torch.zeros(2, 3, 24, 20)).shape == (2, 6)
+
+
+def test_divergence_stops_with_a_clear_error(shard, tmp_path):
+    run = {**RUN, "lr": 1.0e12, "iterations": 20}
+    with pytest.raises(FloatingPointError, match="training diverged. Lower `lr`"):
+        train("r", run, shard, tmp_path / "m.pt", tmp_path / "m.json", tmp_path / "c", "cpu")
+    assert not (tmp_path / "m.pt").exists()

@@ -120,6 +120,10 @@ def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.nd
         x = models.to_input(batch, dev)
         y = torch.from_numpy(labels[rows]).to(dev)
         loss = loss_fn(model(x), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss is {loss.item()} at step {step + 1}: training diverged. Lower `lr` of "
+                f"this run in the config; the last good checkpoint is in {checkpoint_dir}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
