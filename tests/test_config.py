@@ -61,9 +61,10 @@ def _snakemake(*args, cwd=ROOT):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_default_config_dry_run_plans_the_whole_dag():
-    out = _snakemake("-n", "--cores", "2", "--configfile", "config/config.yaml",
-                     "--workflow-profile", "none", "--directory", str(ROOT))
+def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
+    out = _snakemake("-n", "--cores", "2", "--configfile", str(ROOT / "config/config.yaml"),
+                     "--workflow-profile", "none", "--directory", str(tmp_path),
+                     "-s", str(ROOT / "Snakefile"))
     assert out.returncode == 0, out.stderr + out.stdout
     stats = out.stdout.split("Job stats:")[1].split("total")[0]
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
