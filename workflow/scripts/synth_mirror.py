@@ -1,7 +1,6 @@
 from pathlib import Path
 
 from facerepro.data.synth import SynthConfig, write_mirror
-
 from facerepro.runlog import to_file
 
 to_file(snakemake.log[0])
