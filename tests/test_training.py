@@ -44,7 +44,7 @@ def _weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-def test_killed_run_resumes_exactly(shard, tmp_path):
+def test_killed_run_resumes_exactly(shard, tmp_path, caplog):
     torch.set_num_threads(1)
     full = tmp_path / "full"
     train("r", RUN, shard, full / "model.pt", full / "model.json", full / "ckpt", "cpu")
@@ -54,7 +54,9 @@ def test_killed_run_resumes_exactly(shard, tmp_path):
     train("r", {**RUN, "iterations": 6}, shard, part / "m6.pt", part / "m6.json",
           part / "ckpt", "cpu")
     # ... and the restart continues from there to the end
-    train("r", RUN, shard, part / "model.pt", part / "model.json", part / "ckpt", "cpu")
+    with caplog.at_level("INFO"):
+        train("r", RUN, shard, part / "model.pt", part / "model.json", part / "ckpt", "cpu")
+    assert "at step 6" in caplog.text
 
     a, b = _weights(full / "model.pt"), _weights(part / "model.pt")
     assert a.keys() == b.keys()
@@ -85,3 +87,17 @@ def test_divergence_stops_with_a_clear_error(shard, tmp_path):
     with pytest.raises(FloatingPointError, match="training diverged. Lower `lr`"):
         train("r", run, shard, tmp_path / "m.pt", tmp_path / "m.json", tmp_path / "c", "cpu")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_checkpoint_of_other_data_is_not_resumed(shard, tmp_path):
+    torch.set_num_threads(1)
+    ckpt = tmp_path / "ckpt"
+    train("r", {**RUN, "iterations": 6}, shard, tmp_path / "a.pt", tmp_path / "a.json", ckpt,
+          "cpu")
+    # the run's settings change: a fresh run must not pick up the old run's step 6
+    changed = {**RUN, "lr": 0.01}
+    train("r", changed, shard, tmp_path / "b.pt", tmp_path / "b.json", ckpt, "cpu")
+    train("r", changed, shard, tmp_path / "c.pt", tmp_path / "c.json", tmp_path / "new", "cpu")
+    a, b = _weights(tmp_path / "b.pt"), _weights(tmp_path / "c.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)

@@ -12,6 +12,7 @@ import jinja2
 import pandas as pd
 
 from facerepro.atomic import atomic_path
+from facerepro.config import load_schema
 from facerepro.report.figures import roc_png
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -34,6 +35,24 @@ def dataset_summary(manifests: dict[str, str]) -> list[dict]:
                      "splits": ", ".join(f"{s}: {n}" for s, n in
                                          kept["split"].value_counts().sort_index().items())})
     return rows
+
+
+def deviations(config: dict) -> list[str]:
+    """Every setting that differs from the paper's value (the schema default), one line each."""
+    schema = load_schema()
+    lines = []
+    align_defaults = schema["properties"]["align"]["properties"]
+    for key, value in config["align"].items():
+        if value != align_defaults[key]["default"]:
+            lines.append(f"align.{key} = {value} (paper: {align_defaults[key]['default']})")
+    run_defaults = schema["$defs"]["run"]["properties"]
+    for run, spec in config["runs"].items():
+        changed = [f"{k} = {v} (paper: {run_defaults[k]['default']})" for k, v in spec.items()
+                   if "default" in run_defaults[k] and v != run_defaults[k]["default"]
+                   and spec["method"] != "pixels_pca"]
+        if changed:
+            lines.append(f"{run}: " + "; ".join(changed))
+    return lines
 
 
 def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[str, str],
@@ -67,6 +86,7 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
         results=results,
         rocs={p: _data_uri(png) for p, png in rocs.items()},
         runs=runs,
+        deviations=deviations(config),
         config_text=json.dumps(config, indent=1, sort_keys=True),
     )
     with atomic_path(dest) as tmp:

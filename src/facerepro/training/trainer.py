@@ -18,9 +18,10 @@ import torch
 from tqdm import tqdm
 
 from facerepro import losses, models
-from facerepro.align.shards import read_shard
+from facerepro.align.shards import IMAGES, INDEX, read_shard
 from facerepro.atomic import write_json
 from facerepro.config import digest
+from facerepro.data.download import sha256_of
 from facerepro.training import checkpoint
 from facerepro.training.samplers import ShuffleSampler
 
@@ -75,7 +76,13 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
         model.fit(models.to_input(images[np.sort(fit_rows)]).numpy(), seed=run["seed"])
         steps, final_loss = 0, None
     else:
-        steps, final_loss = _fit(run, model, images, positions, labels, dev, checkpoint_dir)
+        # Keys that do not change the trajectory so far: extending a run is a valid resume.
+        settings = {k: v for k, v in run.items()
+                    if k not in ("iterations", "log_every", "checkpoint_every")}
+        fingerprint = digest([settings, sha256_of(Path(shard_dir) / IMAGES),
+                              sha256_of(Path(shard_dir) / INDEX)])
+        steps, final_loss = _fit(run, model, images, positions, labels, dev, checkpoint_dir,
+                                 fingerprint)
 
     models.save(model.cpu(), run["net"], input_size, model_path)
     info = {"run": run_name, "config_digest": digest(run), "config": run,
@@ -87,9 +94,13 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
 
 
 def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.ndarray,
-         labels: np.ndarray, dev: torch.device, checkpoint_dir: str | Path
+         labels: np.ndarray, dev: torch.device, checkpoint_dir: str | Path, fingerprint: str
          ) -> tuple[int, float | None]:
-    """SGD on the run's loss; returns (steps, mean loss over the last logging window)."""
+    """SGD on the run's loss; returns (steps, mean loss over the last logging window).
+
+    A checkpoint is resumed only when its ``fingerprint`` (run settings and training data)
+    matches, so new data or a changed config never continues an old run.
+    """
     loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1).to(dev)
     params = list(model.parameters()) + list(loss_fn.parameters())
     optimizer = torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
@@ -98,6 +109,10 @@ def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.nd
     sampler = ShuffleSampler(len(positions), run["batch_size"], run["seed"])
     step = 0
     state = checkpoint.load(checkpoint_dir)
+    if state is not None and state["fingerprint"] != fingerprint:
+        log.warning("checkpoint in %s was made for other data or settings; starting afresh",
+                    checkpoint_dir)
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
@@ -139,6 +154,7 @@ def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.nd
             checkpoint.save(checkpoint_dir, {
                 "model": model.state_dict(), "loss": loss_fn.state_dict(),
                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "sampler": sampler.state_dict(), "step": step + 1})
+                "sampler": sampler.state_dict(), "step": step + 1,
+                "fingerprint": fingerprint})
     model.eval()
     return run["iterations"], final_loss
