@@ -11,7 +11,7 @@ if not config:
 
 
 # Fails before any job runs, naming the offending key (schema: workflow/schemas/).
-validate(config, source="config")
+validate(config, source=" + ".join(str(f) for f in workflow.configfiles) or "config")
 
 
 include: "rules/common.smk"

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import math
 import os
 import shutil
@@ -86,6 +85,7 @@ import cv2
 import numpy as np
 
 from facerepro.atomic import atomic_path
+from facerepro.data.download import sha256_of
 
 # ---------------------------------------------------------------------------------------------
 # Attributes
@@ -1699,7 +1699,7 @@ def write_mirror(out_dir: Path, cfg: SynthConfig, workers: int = 1) -> dict[str,
         _pack_tgz(work, "lfw", staged["lfw.tgz"])
         _pack_zip(work, "CASIA-WebFace", staged["CASIA-WebFace.zip"])
         _pack_zip(work, "img_align_celeba", staged["img_align_celeba.zip"])
-        sums = {name: _sha256(path) for name, path in sorted(staged.items())}
+        sums = {name: sha256_of(path) for name, path in sorted(staged.items())}
         sums_file = _write_text(work / "SHA256SUMS", [f"{h}  {n}" for n, h in sums.items()])
         for name, path in staged.items():
             os.replace(path, out_dir / name)
@@ -1707,11 +1707,6 @@ def write_mirror(out_dir: Path, cfg: SynthConfig, workers: int = 1) -> dict[str,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return sums
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _members(root: Path, top: str) -> list[tuple[str, Path]]:
