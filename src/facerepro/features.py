@@ -28,7 +28,7 @@ def embed(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256,
 
 
 def extract(model_path: str | Path, shard_dir: str | Path, dest: str | Path,
-            batch_size: int = 256, device: str = "cpu") -> None:
+            batch_size: int = 256, device: torch.device | str = "cpu") -> None:
     model = models.load(model_path, device)
     images, index = read_shard(shard_dir)
     feats = embed(model, images, batch_size, device)
