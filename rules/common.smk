@@ -47,5 +47,6 @@ def all_metrics():
             for run in config["runs"] for protocol in config["protocols"]}
 
 
-def train_gpus(run):
+def train_gpus():
+    """GPUs a training job counts against `--resources gpu=N` (one when training on CUDA)."""
     return 1 if config["device"] == "cuda" else 0

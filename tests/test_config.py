@@ -91,3 +91,17 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert out.returncode != 0
     assert "runs.softmax.lr: 'fast' is not of type 'number'" in out.stderr + out.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+@pytest.mark.parametrize("device, gpus", [("cuda", 1), ("cpu", 0)])
+def test_training_counts_a_gpu_only_on_cuda(tmp_path, device, gpus):
+    config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    config["device"] = device
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = _snakemake("-n", "--cores", "2", "--configfile", str(path), "--workflow-profile",
+                     "none", "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"))
+    assert out.returncode == 0, out.stderr
+    train_jobs = [job for job in out.stdout.split("rule ")[1:] if job.startswith("train:")]
+    assert len(train_jobs) == len(config["runs"])
+    assert all(f"gpu={gpus}" in job for job in train_jobs)
