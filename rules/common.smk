@@ -42,6 +42,17 @@ def needed_shards():
     return sorted(shards)
 
 
+def report_inputs():
+    """What the report reads, by kind, keyed as the report shows it (each path once)."""
+    shards = needed_shards()
+    return {
+        "metrics": all_metrics(),
+        "models": {run: paths.model_info(run) for run in config["runs"]},
+        "manifests": {d: paths.manifest(d) for d, _ in shards},
+        "qa": {f"{d} / {t}": paths.aligned_qa(d, t) for d, t in shards},
+    }
+
+
 def all_metrics():
     return {(run, protocol): paths.metrics(run, protocol)
             for run in config["runs"] for protocol in config["protocols"]}

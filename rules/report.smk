@@ -3,10 +3,7 @@
 
 rule report:
     input:
-        metrics=list(all_metrics().values()),
-        models=[paths.model_info(run) for run in config["runs"]],
-        manifests=[paths.manifest(d) for d, _ in needed_shards()],
-        qa=[paths.aligned_qa(d, t) for d, t in needed_shards()],
+        **{kind: list(files.values()) for kind, files in report_inputs().items()},
     output:
         html=paths.report(),
         roc=report(
@@ -15,10 +12,7 @@ rule report:
             category="Verification",
         ),
     params:
-        metrics=all_metrics(),
-        models={run: paths.model_info(run) for run in config["runs"]},
-        manifests={d: paths.manifest(d) for d, _ in needed_shards()},
-        qa={f"{d} / {t}": paths.aligned_qa(d, t) for d, t in needed_shards()},
+        **report_inputs(),
     log:
         paths.log("report", "report"),
     benchmark:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +109,10 @@ def _check_references(config: dict, source: str) -> None:
                 )
 
 
-def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict:
-    """Read a YAML config file, apply top-level overrides, validate it."""
+def load(path: str | Path) -> dict:
+    """Read a YAML config file and validate it."""
     with open(path) as fh:
         config = yaml.safe_load(fh) or {}
-    config.update(overrides or {})
     return validate(config, source=str(path))
 
 
