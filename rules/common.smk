@@ -9,6 +9,7 @@ wildcard_constraints:
     evalset="[^/]+/[^/]+",
     template="[a-z0-9_]+",
     run="[^/]+",
+    subset="[a-z]+",
     protocol="[^/]+",
 
 
@@ -32,13 +33,26 @@ def aligned_shard(dataset, template):
     return [paths.aligned_images(dataset, template), paths.aligned_index(dataset, template)]
 
 
+def evaluate_inputs(wc):
+    """A protocol's features, its dataset's files, and the Joint Bayesian training features."""
+    protocol = config["protocols"][wc.protocol]
+    inputs = {"features": paths.features(wc.run, protocol["dataset"], "all"),
+              "extracted": paths.extracted_marker(protocol["dataset"])}
+    if any(s.startswith("joint_bayesian") for s in protocol["scorers"]):
+        inputs["jb_train"] = paths.features(wc.run, protocol["joint_bayesian"]["train"],
+                                            "holdout")
+    return inputs
+
+
 def needed_shards():
-    """(dataset, template) for every training set and every evaluation set of every run."""
+    """(dataset, template) of every run's training set, evaluation sets and JB training set."""
     shards = set()
     for run in config["runs"].values():
         shards.add((run["train"], run["template"]))
         for protocol in config["protocols"].values():
             shards.add((protocol["dataset"], run["template"]))
+            if "joint_bayesian" in protocol:
+                shards.add((protocol["joint_bayesian"]["train"], run["template"]))
     return sorted(shards)
 
 

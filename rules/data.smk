@@ -64,6 +64,7 @@ rule clean:
         layout=lambda wc: part(wc.dataset).layout,
         split=lambda wc: part(wc.dataset).split,
         root=lambda wc: paths.extracted(wc.dataset),
+        holdout=lambda wc: config["holdout"].get(wc.dataset),
     log:
         paths.log("clean", "{dataset}"),
     benchmark:

@@ -3,8 +3,7 @@
 
 rule evaluate:
     input:
-        features=lambda wc: paths.features(wc.run, config["protocols"][wc.protocol]["dataset"]),
-        extracted=lambda wc: paths.extracted_marker(config["protocols"][wc.protocol]["dataset"]),
+        unpack(evaluate_inputs),
     output:
         paths.metrics(),
     params:

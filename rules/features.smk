@@ -1,4 +1,4 @@
-# Embeddings of an evaluation set: original and flipped face, concatenated.
+# Embeddings of an evaluation set (all images, or one split): original and flipped face.
 
 
 rule features:
@@ -8,11 +8,12 @@ rule features:
     output:
         paths.features(),
     params:
+        split=lambda wc: None if wc.subset == "all" else wc.subset,
         device=config["device"],
     log:
-        paths.log("features", "{run}/{evalset}"),
+        paths.log("features", "{run}/{evalset}/{subset}"),
     benchmark:
-        paths.benchmark("features", "{run}/{evalset}")
+        paths.benchmark("features", "{run}/{evalset}/{subset}")
     threads: workflow.cores
     conda:
         "../workflow/envs/facerepro.yaml"

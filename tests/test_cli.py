@@ -27,4 +27,4 @@ def test_verify_a_features_file(tmp_path, capsys):
         "2\t1\nA\t1\t2\nA\t1\tB\t1\nA\t2\t1\nB\t1\tC\t1\n")
     assert main(["verify", str(tmp_path / "f.npz"), str(tmp_path / "pairs.txt")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["fold_accuracy"] == [1.0, 1.0] and out["pairs"] == 4
+    assert out["per_fold"]["accuracy"] == [1.0, 1.0] and out["n"]["pairs"] == 4

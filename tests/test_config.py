@@ -56,6 +56,18 @@ def test_run_must_train_on_a_configured_dataset():
         validate(config)
 
 
+def test_joint_bayesian_needs_a_held_out_training_set():
+    config = _raw()
+    del config["holdout"]
+    with pytest.raises(ConfigError, match="joint_bayesian.train to a dataset listed under "
+                                          "holdout"):
+        validate(config)
+    config = _raw()
+    config["holdout"] = {"synth/nowhere": {"identities": 3}}
+    with pytest.raises(ConfigError, match="holdout.synth/nowhere is not a dataset"):
+        validate(config)
+
+
 def _snakemake(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
@@ -74,8 +86,13 @@ def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
     templates = {run["template"] for run in config["runs"].values()}
     datasets = {run["train"] for run in config["runs"].values()} | {
         p["dataset"] for p in config["protocols"].values()}
+    jb_sets = {p["joint_bayesian"]["train"] for p in config["protocols"].values()
+               if "joint_bayesian" in p}
+    assert jb_sets, "the default config scores with Joint Bayesian"
     assert counts["train"] == runs
-    assert counts["features"] == counts["evaluate"] == runs * protocols
+    assert counts["evaluate"] == runs * protocols
+    # each run embeds every protocol's images and every JB training set's held-out people
+    assert counts["features"] == runs * (protocols + len(jb_sets))
     assert counts["align"] == len(templates) * len(datasets)
     assert counts["clean"] == counts["extract"] == len(datasets)
     assert counts["synth_mirror"] == counts["report"] == 1

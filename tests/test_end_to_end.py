@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from facerepro import paths
 from facerepro.config import load
+from facerepro.evaluation.metrics import read as read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,19 +40,20 @@ def test_report_and_metrics_are_sane(workdir):
     html = (workdir / paths.report()).read_text()
     for run in config["runs"]:
         assert run in html
-        metrics = json.loads((workdir / paths.metrics(run, "lfw_verification")).read_text())
-        m = metrics["scorers"]["cosine"]
-        assert m["folds"] == config["datasets"]["synth"]["lfw"]["folds"]
-        assert len(m["fold_accuracy"]) == m["folds"]
-        assert 0.0 <= min(m["fold_accuracy"]) and max(m["fold_accuracy"]) <= 1.0
-        assert 0.5 <= m["auc"] <= 1.0
+        metrics = read_metrics(workdir / paths.metrics(run, "lfw_verification"))
+        assert set(metrics["scorers"]) == set(config["protocols"]["lfw_verification"]["scorers"])
+        for m in metrics["scorers"].values():
+            assert m["n"]["folds"] == config["datasets"]["synth"]["lfw"]["folds"]
+            assert len(m["per_fold"]["accuracy"]) == m["n"]["folds"]
+            assert 0.0 <= min(m["per_fold"]["accuracy"]) and max(m["per_fold"]["accuracy"]) <= 1
+            assert 0.0 <= m["values"]["auc"] <= 1.0
     assert "data:image/png;base64," in html      # ROC and QA figures are inlined
 
 
 @pytest.mark.e2e
 def test_trained_model_beats_chance(workdir):
-    m = json.loads((workdir / paths.metrics("softmax", "lfw_verification")).read_text())
-    assert m["scorers"]["cosine"]["accuracy_mean"] > 0.55
+    m = read_metrics(workdir / paths.metrics("softmax", "lfw_verification"))
+    assert m["scorers"]["cosine"]["values"]["accuracy_mean"] > 0.55
 
 
 @pytest.mark.e2e
@@ -68,3 +71,20 @@ def test_second_run_does_nothing(workdir):
     out = _snakemake(workdir, "-n")
     assert out.returncode == 0
     assert "Nothing to be done" in out.stdout + out.stderr
+
+
+@pytest.mark.e2e
+def test_joint_bayesian_trains_only_on_held_out_people(workdir):
+    config = load(workdir / "config/test.yaml")
+    held = config["holdout"]["synth/casia"]["identities"]
+    manifest = pd.read_parquet(workdir / paths.manifest("synth/casia"))
+    kept = manifest[manifest["status"] == "kept"]
+    held_people = set(kept.loc[kept["split"] == "holdout", "identity"])
+    assert len(held_people) == held
+    info = json.loads((workdir / paths.model_info("softmax")).read_text())
+    assert info["classes"] == kept["identity"].nunique() - held
+    assert info["train_images"] == (kept["split"] == "train").sum()
+    jb = np.load(workdir / paths.features("softmax", "synth/casia", "holdout"))
+    assert set(jb["identity"]) == held_people
+    m = read_metrics(workdir / paths.metrics("softmax", "lfw_verification"))
+    assert m["provenance"]["joint_bayesian_train"].endswith("synth/casia/holdout.npz")

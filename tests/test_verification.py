@@ -1,7 +1,17 @@
 import numpy as np
 import pytest
 
-from facerepro.evaluation.verification import best_threshold, cosine, k_fold
+from facerepro.evaluation.verification import (
+    best_threshold,
+    cosine,
+    equal_error_rate,
+    euclidean,
+    far_threshold,
+    hamming,
+    k_fold,
+    l1,
+    set_scores,
+)
 
 
 def test_best_threshold_known_answer():
@@ -35,9 +45,10 @@ def test_k_fold_uses_only_training_folds():
     same = np.array([True, False, True, False, True, False])
     folds = np.array([0, 0, 1, 1, 2, 2])
     result = k_fold(scores, same, folds)
-    assert result["fold_accuracy"][2] == 0.0
-    assert result["folds"] == 3 and result["pairs"] == 6
-    assert result["accuracy_mean"] == pytest.approx(np.mean(result["fold_accuracy"]))
+    assert result["per_fold"]["accuracy"][2] == 0.0
+    assert result["n"]["folds"] == 3 and result["n"]["pairs"] == 6
+    folds = result["per_fold"]["accuracy"]
+    assert result["values"]["accuracy_mean"] == pytest.approx(np.mean(folds))
 
 
 def test_k_fold_perfect_and_auc():
@@ -45,8 +56,8 @@ def test_k_fold_perfect_and_auc():
     same = rng.random(600) < 0.5
     scores = np.where(same, 1.0, -1.0) + rng.normal(0, 0.1, 600)
     result = k_fold(scores, same, np.repeat(np.arange(10), 60))
-    assert result["accuracy_mean"] == 1.0 and result["accuracy_std"] == 0.0
-    assert result["auc"] == 1.0
+    assert result["values"]["accuracy_mean"] == 1.0 and result["values"]["accuracy_std"] == 0.0
+    assert result["values"]["auc"] == 1.0
 
 
 def test_k_fold_matches_brute_force_threshold_search():
@@ -61,12 +72,102 @@ def test_k_fold_matches_brute_force_threshold_search():
         accs = [np.mean((scores[train] >= t) == same[train]) for t in grid]
         threshold, best = best_threshold(scores[train], same[train])
         assert best == pytest.approx(max(accs))
-        assert result["fold_threshold"][f] == threshold
+        assert result["per_fold"]["threshold"][f] == threshold
         expected = np.mean((scores[~train] >= threshold) == same[~train])
-        assert result["fold_accuracy"][f] == pytest.approx(expected)
+        assert result["per_fold"]["accuracy"][f] == pytest.approx(expected)
 
 
 def test_cosine_known_values():
     a = np.array([[1.0, 0.0], [1.0, 1.0], [3.0, 4.0]])
     b = np.array([[0.0, 2.0], [2.0, 2.0], [-3.0, -4.0]])
     np.testing.assert_allclose(cosine(a, b), [0.0, 1.0, -1.0])
+
+
+def test_distance_scorers_known_values():
+    a = np.array([[1.0, 2.0, -1.0], [0.0, 0.0, 3.0]])
+    b = np.array([[1.0, 0.0, 1.0], [2.0, -1.0, 3.0]])
+    np.testing.assert_allclose(euclidean(a, b), [-8.0, -5.0])
+    np.testing.assert_allclose(l1(a, b), [-4.0, -3.0])
+    # codes (a > 0): 110 vs 101 -> 2 bits differ; 001 vs 101 -> 1
+    np.testing.assert_allclose(hamming(a, b), [-2.0, -1.0])
+
+
+def test_far_threshold_known_answers():
+    diff = np.array([0.9, 0.5, 0.1, 0.3, 0.7])      # descending: .9 .7 .5 .3 .1
+    assert far_threshold(diff, 0.2) == pytest.approx(0.9)     # 1 of 5 at >= 0.9
+    assert far_threshold(diff, 0.4) == pytest.approx(0.7)
+    assert far_threshold(diff, 0.3) == pytest.approx(0.8)     # halfway between 1/5 and 2/5
+    t = far_threshold(diff, 0.01)                             # below the resolution: FAR 0
+    assert t > 0.9 and np.mean(diff >= t) == 0.0
+    # ties: FAR(0.5) jumps from 1/4 to 3/4 at once
+    tied = np.array([0.9, 0.5, 0.5, 0.1])
+    assert far_threshold(tied, 0.5) == pytest.approx(0.5 + 0.4 * 0.25 / 0.5)
+
+
+def test_equal_error_rate_known_answer():
+    # same: 0.4 0.6 0.8 0.9 ; different: 0.1 0.2 0.3 0.7. At t = 0.7 FAR = 1/4 and FRR = 1/4.
+    scores = np.array([0.4, 0.6, 0.8, 0.9, 0.1, 0.2, 0.3, 0.7])
+    same = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
+    assert equal_error_rate(same, scores) == pytest.approx(0.25)
+    assert equal_error_rate(same, np.where(same, 1.0, 0.0)) == 0.0
+
+
+def independent_protocol(scores, same, folds, far):
+    """The protocol written again with loops: accuracy and VAL per fold."""
+    acc, val, fa = [], [], []
+    for f in np.unique(folds):
+        tr, te = folds != f, folds == f
+        cands = np.sort(np.unique(scores[tr]))
+        cands = np.concatenate([[-np.inf], (cands[1:] + cands[:-1]) / 2, [np.inf]])
+        best_t, best_a = None, -1.0
+        for t in cands:                      # ascending, strict ">" keeps the lowest on ties
+            a = np.mean((scores[tr] >= t) == same[tr])
+            if a > best_a:
+                best_t, best_a = t, a
+        acc.append(np.mean((scores[te] >= best_t) == same[te]))
+        d = np.sort(scores[tr & ~same])[::-1]
+        k = far * len(d)                      # distinct scores: FAR(d[i]) = (i + 1) / n
+        if k < 1:
+            t = np.nextafter(d[0], np.inf)
+        else:
+            lo = int(np.floor(k)) - 1
+            frac = k - np.floor(k)
+            t = d[lo] if frac == 0 or lo + 1 >= len(d) else d[lo] + frac * (d[lo + 1] - d[lo])
+        val.append(np.mean(scores[te & same] >= t))
+        fa.append(np.mean(scores[te & ~same] >= t))
+    return np.array(acc), np.array(val), np.array(fa)
+
+
+@pytest.mark.parametrize("far", [1e-3, 0.05, 0.1234])
+def test_k_fold_agrees_with_an_independent_implementation(far):
+    rng = np.random.default_rng(7)
+    same = np.tile(np.repeat([True, False], 30), 10)
+    folds = np.repeat(np.arange(10), 60)
+    scores = same * 1.2 + rng.normal(0, 1, 600)
+    result = k_fold(scores, same, folds, fars=[far])
+    acc, val, fa = independent_protocol(scores, same, folds, far)
+    np.testing.assert_allclose(result["per_fold"]["accuracy"], acc)
+    np.testing.assert_allclose(result["per_fold"][f"val@far={far:g}"], val)
+    np.testing.assert_allclose(result["per_fold"][f"far@far={far:g}"], fa)
+    assert result["values"][f"val@far={far:g}"] == pytest.approx(val.mean())
+    assert result["values"]["accuracy_std"] == pytest.approx(acc.std(ddof=1))
+    assert result["values"]["far_resolution"] == pytest.approx(1 / 30)
+    assert result["n"] == {"pairs": 600, "folds": 10, "same": 300, "different": 300}
+
+
+def test_set_scores_equal_the_mean_over_all_frame_pairs():
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(40, 5))
+    sets = np.repeat(["a", "b", "c", "d"], 10)
+    order = rng.permutation(40)
+    pa, pb = np.array(["a", "a", "c"]), np.array(["b", "c", "d"])
+    for metric, n in (("cosine", 4), ("euclidean", 7), ("cosine", 100)):
+        expected = []
+        for s1, s2 in zip(pa, pb, strict=True):
+            f1 = feats[sets == s1][np.argsort(order[sets == s1])][:n]
+            f2 = feats[sets == s2][np.argsort(order[sets == s2])][:n]
+            pair = [cosine(x[None], y[None])[0] if metric == "cosine"
+                    else -np.sum((x - y) ** 2) for x in f1 for y in f2]
+            expected.append(np.mean(pair))
+        got = set_scores(feats, sets, order, pa, pb, n_frames=n, metric=metric)
+        np.testing.assert_allclose(got, expected, rtol=1e-10)

@@ -28,7 +28,9 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
 
 def write_json(dest: str | Path, obj: Any) -> None:
     with atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        # allow_nan=False: NaN and Infinity are not JSON, and DVC's readers reject them.
+        text = json.dumps(obj, indent=2, sort_keys=True, default=_jsonable, allow_nan=False)
+        tmp.write_text(text + "\n")
 
 
 def _jsonable(value: Any) -> Any:

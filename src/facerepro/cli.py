@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     feats, image_ids, _ = features.load(args.features)
-    result = verify_pairs(feats, image_ids, read_pairs(args.pairs), args.scorer)
-    result.pop("roc")
+    result = verify_pairs(feats, image_ids, read_pairs(args.pairs), SCORERS[args.scorer])
+    result.pop("curves")
     print(json.dumps(result, indent=1))
     return 0
 

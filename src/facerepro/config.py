@@ -107,6 +107,18 @@ def _check_references(config: dict, source: str) -> None:
                     f"{source}: {section}.{name}.{key} = {entry[key]!r} is not a dataset of this "
                     f"config; known: {sorted(known)}"
                 )
+    for dataset in config.get("holdout", {}):
+        if dataset not in known:
+            raise ConfigError(f"{source}: holdout.{dataset} is not a dataset of this config; "
+                              f"known: {sorted(known)}")
+    for name, protocol in config.get("protocols", {}).items():
+        wants_jb = any(s.startswith("joint_bayesian") for s in protocol["scorers"])
+        jb_train = protocol.get("joint_bayesian", {}).get("train")
+        if wants_jb and jb_train not in config.get("holdout", {}):
+            raise ConfigError(
+                f"{source}: protocols.{name} scores with Joint Bayesian, which trains on held-out "
+                f"identities: set protocols.{name}.joint_bayesian.train to a dataset listed "
+                f"under holdout (now {jb_train!r}; holdout: {sorted(config.get('holdout', {}))})")
 
 
 def load(path: str | Path) -> dict:

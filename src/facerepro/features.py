@@ -28,9 +28,16 @@ def embed(model: torch.nn.Module, images: np.ndarray, batch_size: int = 256,
 
 
 def extract(model_path: str | Path, shard_dir: str | Path, dest: str | Path,
-            batch_size: int = 256, device: torch.device | str = "cpu") -> None:
+            split: str | None = None, batch_size: int = 256,
+            device: torch.device | str = "cpu") -> None:
+    """Features of every image of the shard, or only of those in ``split``."""
     model = models.load(model_path, device)
     images, index = read_shard(shard_dir)
+    if split is not None:
+        index = index[index["split"] == split]
+        if index.empty:
+            raise ValueError(f"{shard_dir} has no images of split {split!r}")
+        images = images[index.index.to_numpy()]
     feats = embed(model, images, batch_size, device)
     with atomic_path(dest) as tmp:
         np.savez(tmp, features=feats, image_id=index["image_id"].to_numpy(dtype=str),

@@ -64,8 +64,9 @@ def checkpoints(run: str = "{run}") -> str:
     return f"{RESULTS}/models/{run}/checkpoints"
 
 
-def features(run: str = "{run}", evalset: str = "{evalset}") -> str:
-    return f"{RESULTS}/features/{run}/{evalset}.npz"
+def features(run: str = "{run}", evalset: str = "{evalset}", subset: str = "{subset}") -> str:
+    """Embeddings of one evaluation set: ``all`` its images, or one split (``holdout``)."""
+    return f"{RESULTS}/features/{run}/{evalset}/{subset}.npz"
 
 
 def metrics(run: str = "{run}", protocol: str = "{protocol}") -> str:

@@ -2,5 +2,6 @@ from facerepro.evaluation.protocol import run_protocol
 from facerepro.runlog import to_file
 
 to_file(snakemake.log[0])
-run_protocol(snakemake.params.protocol, snakemake.input.features, snakemake.params.root,
-             snakemake.output[0])
+run_protocol(snakemake.wildcards.run, snakemake.wildcards.protocol, snakemake.params.protocol,
+             snakemake.input.features, snakemake.params.root, snakemake.output[0],
+             snakemake.input.get("jb_train"))

@@ -9,4 +9,4 @@ from facerepro.training.trainer import resolve_device
 to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 extract(snakemake.input.model, Path(snakemake.input.shard[0]).parent, snakemake.output[0],
-        device=resolve_device(snakemake.params.device))
+        split=snakemake.params.split, device=resolve_device(snakemake.params.device))

@@ -1,9 +1,12 @@
-"""Evaluation protocols read from the datasets' own files (LFW ``pairs.txt``)."""
+"""Evaluation protocols: pairs read from the datasets' own files (LFW ``pairs.txt``), and
+the splits we make ourselves (identities held out from training).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -43,3 +46,27 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
 def lfw_image_id(name: str, num: int) -> str:
     """The manifest image_id of LFW image ``num`` (1-based) of person ``name``."""
     return f"lfw/{name}/{name}_{num:04d}"
+
+
+HOLDOUT = "holdout"
+
+
+def hold_out_identities(manifest: pd.DataFrame, identities: int, seed: int,
+                        min_images: int = 2) -> pd.DataFrame:
+    """Mark ``identities`` people of a training set as split ``holdout``: never trained on.
+
+    DeepID2+ trains Joint Bayesian on 2,000 people held out from net training. Only people
+    with at least ``min_images`` kept images are eligible, because a class with one image
+    carries no within-person information. The choice is a seeded permutation of the eligible
+    names in sorted order, so it depends only on the data and the seed.
+    """
+    kept = manifest[manifest["status"] == "kept"]
+    sizes = kept.groupby("identity").size()
+    eligible = np.sort(sizes.index[sizes >= min_images].to_numpy(dtype=str))
+    if identities > len(eligible):
+        raise ValueError(f"holdout asks for {identities} identities but only {len(eligible)} "
+                         f"have >= {min_images} kept images; lower holdout.identities")
+    chosen = np.random.default_rng(seed).permutation(eligible)[:identities]
+    out = manifest.copy()
+    out.loc[out["identity"].isin(chosen), "split"] = HOLDOUT
+    return out

@@ -1,26 +1,60 @@
 """LFW-style k-fold face verification for any pair scorer (higher score = more alike).
 
-For each test fold, the threshold is the one with the highest accuracy on the other folds
-(never the test fold). Candidate thresholds are -inf, the midpoints between consecutive
+Accuracy: for each test fold, the threshold is the one with the highest accuracy on the other
+folds (never the test fold). Candidate thresholds are -inf, the midpoints between consecutive
 distinct training scores, and +inf; a pair is called "same" when ``score >= threshold``.
 Tie rule: among equally accurate candidates the lowest threshold wins.
+
+VAL at FAR (FaceNet, Sec. 4): ``VAL(t) = |same pairs with score >= t| / |P_same|`` and
+``FAR(t) = |different pairs with score >= t| / |P_diff|``. For each test fold the threshold
+for a target FAR is read off the training folds' empirical FAR curve, linearly interpolated
+between the distinct different-pair scores (below the smallest reachable FAR, 1 / |P_diff|,
+the threshold sits just above the highest different-pair score, so the training FAR is 0).
+VAL and the realised FAR are then measured on the test fold, whose FAR resolution
+(1 / its different pairs) is reported next to them: on LFW (300 different pairs a fold) a FAR
+of 1e-3 is below one false accept.
+
+EER: the rate where the false accept and false reject rates are equal, on the ROC of all
+pairs, linearly interpolated between ROC points.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of two (N, d) arrays."""
-    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
-    return np.einsum("ij,ij->i", a, b)
+    return np.einsum("ij,ij->i", _unit(a), _unit(b))
 
 
-SCORERS = {"cosine": cosine}
+def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minus the squared L2 distance (FaceNet's D(x_i, x_j)), so higher means more alike."""
+    return -np.einsum("ij,ij->i", a - b, a - b)
+
+
+def l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minus the L1 distance: the Compact int32 paper's distance between integer codes."""
+    return -np.abs(a - b).sum(1)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minus the Hamming distance of the codes ``x > 0`` (DeepID2+ binarised features)."""
+    return -((a > 0) != (b > 0)).sum(1).astype(np.float64)
+
+
+SCORERS: dict[str, Scorer] = {"cosine": cosine, "euclidean": euclidean, "l1": l1,
+                              "hamming": hamming}
 
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
@@ -46,43 +80,120 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     return float(threshold), correct[k] / n
 
 
-def k_fold(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict:
-    """Accuracy per fold with thresholds from the other folds; ROC and AUC over all pairs."""
+def far_threshold(different_scores: np.ndarray, far: float) -> float:
+    """Threshold whose FAR on these different-pair scores is ``far`` (interpolated)."""
+    values, counts = np.unique(np.asarray(different_scores, float), return_counts=True)
+    values, counts = values[::-1], counts[::-1]
+    fars = np.cumsum(counts) / counts.sum()           # FAR(t = values[i]), increasing
+    if far < fars[0]:
+        return float(np.nextafter(values[0], np.inf))
+    return float(np.interp(far, fars, values))
+
+
+def equal_error_rate(same: np.ndarray, scores: np.ndarray) -> float:
+    fpr, tpr, _ = roc_curve(same, scores)
+    gap = fpr - (1 - tpr)                             # rises from -1 to +1 along the ROC
+    i = int(np.argmax(gap >= 0))
+    if i == 0:
+        return float(fpr[0])
+    w = -gap[i - 1] / (gap[i] - gap[i - 1])
+    return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
+
+
+def _far_key(far: float) -> str:
+    return f"{far:g}"
+
+
+def k_fold(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
+           fars: Sequence[float] = (1e-3, 1e-2)) -> dict:
+    """Accuracy and VAL at each FAR per fold (thresholds from the other folds); ROC, AUC, EER.
+
+    Returns the scorer entry of the metrics schema: ``values`` (summaries), ``per_fold``,
+    ``n`` (counts) and ``curves`` (the ROC over all pairs). A fold whose best cut calls every
+    training pair the same class has an infinite threshold, written as null.
+    """
     scores, same, folds = np.asarray(scores, float), np.asarray(same, bool), np.asarray(folds)
     fold_ids = np.unique(folds)
     if len(fold_ids) < 2:
         raise ValueError("k-fold verification needs at least two folds")
-    accuracy, thresholds = [], []
+    per_fold: dict[str, list[float]] = {"accuracy": [], "threshold": []}
+    for far in fars:
+        per_fold[f"val@far={_far_key(far)}"] = []
+        per_fold[f"far@far={_far_key(far)}"] = []
+    resolution = []
     for fold in fold_ids:
         test = folds == fold
         threshold, _ = best_threshold(scores[~test], same[~test])
-        accuracy.append(float(np.mean((scores[test] >= threshold) == same[test])))
-        thresholds.append(threshold)
-    acc = np.array(accuracy)
+        per_fold["accuracy"].append(float(np.mean((scores[test] >= threshold) == same[test])))
+        # JSON has no infinity: an all-same or all-different cut is written as null.
+        per_fold["threshold"].append(threshold if np.isfinite(threshold) else None)
+        test_same, test_diff = scores[test & same], scores[test & ~same]
+        resolution.append(1 / len(test_diff))
+        for far in fars:
+            t = far_threshold(scores[~test & ~same], far)
+            per_fold[f"val@far={_far_key(far)}"].append(float(np.mean(test_same >= t)))
+            per_fold[f"far@far={_far_key(far)}"].append(float(np.mean(test_diff >= t)))
+    acc = np.array(per_fold["accuracy"])
+    values = {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)),
+              "accuracy_sem": float(acc.std(ddof=1) / np.sqrt(len(acc))),
+              "auc": float(roc_auc_score(same, scores)),
+              "eer": equal_error_rate(same, scores),
+              "far_resolution": float(max(resolution))}
+    for far in fars:
+        val = np.array(per_fold[f"val@far={_far_key(far)}"])
+        values[f"val@far={_far_key(far)}"] = float(val.mean())
+        values[f"val_std@far={_far_key(far)}"] = float(val.std(ddof=1))
+        values[f"far@far={_far_key(far)}"] = float(np.mean(per_fold[f"far@far={_far_key(far)}"]))
     fpr, tpr, _ = roc_curve(same, scores)
-    return {
-        "accuracy_mean": float(acc.mean()),
-        "accuracy_std": float(acc.std(ddof=1)),
-        "accuracy_sem": float(acc.std(ddof=1) / np.sqrt(len(acc))),
-        "fold_accuracy": accuracy,
-        "fold_threshold": thresholds,
-        "auc": float(roc_auc_score(same, scores)),
-        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
-        "pairs": int(len(scores)),
-        "folds": int(len(fold_ids)),
-    }
+    return {"values": values, "per_fold": per_fold,
+            "n": {"pairs": int(len(scores)), "folds": int(len(fold_ids)),
+                  "same": int(same.sum()), "different": int((~same).sum())},
+            "curves": {"roc": {"x": fpr.tolist(), "y": tpr.tolist()}}}
 
 
-def verify_pairs(features: np.ndarray, image_ids: np.ndarray, pairs: pd.DataFrame,
-                 scorer: str = "cosine") -> dict:
-    """Score the pairs (columns id1, id2, same, fold) and run :func:`k_fold` on them."""
+def pair_rows(image_ids: np.ndarray, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of the pairs' two images (columns id1, id2); a clear error when missing."""
     row = pd.Series(np.arange(len(image_ids)), index=image_ids)
     missing = sorted(set(pairs["id1"]).union(pairs["id2"]) - set(row.index))
     if missing:
         raise KeyError(f"{len(missing)} images of the pairs have no features (quarantined or "
                        f"not aligned?), e.g. {missing[:3]}; check the manifest")
-    a = features[row[pairs["id1"]].to_numpy()]
-    b = features[row[pairs["id2"]].to_numpy()]
-    result = k_fold(SCORERS[scorer](a, b), pairs["same"].to_numpy(), pairs["fold"].to_numpy())
-    result["scorer"] = scorer
-    return result
+    return row[pairs["id1"]].to_numpy(), row[pairs["id2"]].to_numpy()
+
+
+def verify_pairs(features: np.ndarray, image_ids: np.ndarray, pairs: pd.DataFrame,
+                 scorer: Scorer = cosine, fars: Sequence[float] = (1e-3, 1e-2)) -> dict:
+    """Score the pairs (columns id1, id2, same, fold) and run :func:`k_fold` on them."""
+    i, j = pair_rows(image_ids, pairs)
+    return k_fold(scorer(features[i], features[j]), pairs["same"].to_numpy(),
+                  pairs["fold"].to_numpy(), fars)
+
+
+def set_scores(features: np.ndarray, set_ids: np.ndarray, order: np.ndarray,
+               pairs_a: np.ndarray, pairs_b: np.ndarray, n_frames: int = 100,
+               metric: str = "cosine") -> np.ndarray:
+    """Set-to-set similarity of video pairs (YTF style; FaceNet Sec. 5.7).
+
+    Each set is its first ``n_frames`` rows by ``order``; the score is the mean pairwise
+    similarity over all frame pairs: cosine, or minus the squared L2 distance. Both are
+    bilinear, so the mean over pairs reduces to the per-set means:
+    ``mean cos = <mean a_hat, mean b_hat>`` and
+    ``mean ||a - b||^2 = mean |a|^2 + mean |b|^2 - 2 <mean a, mean b>``.
+    """
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"set metric must be cosine or euclidean, not {metric!r}")
+    x = _unit(features) if metric == "cosine" else np.asarray(features, np.float64)
+    frame = pd.DataFrame({"set": set_ids, "order": order}).sort_values(["set", "order"],
+                                                                         kind="stable")
+    first = frame[frame.groupby("set").cumcount() < n_frames]
+    rows, sets = first.index.to_numpy(), first["set"].to_numpy()
+    mean = pd.DataFrame(x[rows]).groupby(sets).mean()
+    sq = pd.Series((x[rows] ** 2).sum(1)).groupby(sets).mean()
+    missing = sorted(set(pairs_a).union(pairs_b) - set(mean.index))
+    if missing:
+        raise KeyError(f"{len(missing)} sets of the pairs have no frames, e.g. {missing[:3]}")
+    ma, mb = mean.loc[pairs_a].to_numpy(), mean.loc[pairs_b].to_numpy()
+    dot = np.einsum("ij,ij->i", ma, mb)
+    if metric == "cosine":
+        return dot
+    return -(sq.loc[pairs_a].to_numpy() + sq.loc[pairs_b].to_numpy() - 2 * dot)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from facerepro.atomic import atomic_path
 from facerepro.config import load_schema
+from facerepro.evaluation.metrics import read as read_metrics
 from facerepro.report.figures import roc_png
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -63,14 +64,19 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
     results, curves = [], defaultdict(dict)
     for (run, protocol), path in sorted(metrics.items()):
         spec = config["runs"][run]
-        for scorer, m in json.loads(Path(path).read_text())["scorers"].items():
+        fars = config["protocols"][protocol]["fars"]
+        for scorer, m in read_metrics(path)["scorers"].items():
+            v = m["values"]
             results.append({"run": run, "method": spec["method"], "net": spec["net"],
                             "template": spec["template"], "protocol": protocol,
-                            "scorer": scorer, "mean": 100 * m["accuracy_mean"],
-                            "std": 100 * m["accuracy_std"], "auc": m["auc"],
-                            "pairs": m["pairs"], "folds": m["folds"]})
-            label = f"{run}, {scorer} ({100 * m['accuracy_mean']:.1f}%)"
-            curves[protocol][label] = m["roc"]
+                            "scorer": scorer, "mean": 100 * v["accuracy_mean"],
+                            "std": 100 * v["accuracy_std"], "auc": v["auc"], "eer": v["eer"],
+                            "val": [(f, 100 * v[f"val@far={f:g}"]) for f in fars],
+                            "far_resolution": v["far_resolution"],
+                            "pairs": m["n"]["pairs"], "folds": m["n"]["folds"]})
+            label = f"{run}, {scorer} ({100 * v['accuracy_mean']:.1f}%)"
+            curves[protocol][label] = {"fpr": m["curves"]["roc"]["x"],
+                                       "tpr": m["curves"]["roc"]["y"]}
     rocs = {p: roc_png(c, f"ROC, {p}") for p, c in curves.items()}
     if roc_dest is not None and rocs:
         with atomic_path(roc_dest) as tmp:

@@ -1,0 +1,84 @@
+"""The one metrics file format every evaluate rule writes, validated on write and on read.
+
+    {"run": ..., "protocol": ..., "kind": ...,
+     "scorers": {scorer: {"values": {metric: number}, "per_fold": {metric: [numbers]},
+                          "n": {count: int}, "curves": {name: {"x": [...], "y": [...]}},
+                          "notes": [str]}},
+     "provenance": {...}}
+
+``values`` are the summaries a report table reads (accuracy_mean, val@far=0.001, rank1, ...);
+``per_fold`` keeps the values behind each summary; ``n`` says how many pairs, probes or folds
+it rests on. A null value means "not measurable here" and comes with a note saying why.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from facerepro.atomic import write_json
+
+_NUMBERS = {"type": "array", "items": {"type": ["number", "null"]}}
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["run", "protocol", "kind", "scorers", "provenance"],
+    "properties": {
+        "run": {"type": "string"},
+        "protocol": {"type": "string"},
+        "kind": {"type": "string"},
+        "scorers": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["values", "n"],
+                "properties": {
+                    "values": {"type": "object",
+                               "additionalProperties": {"type": ["number", "null"]}},
+                    "per_fold": {"type": "object", "additionalProperties": _NUMBERS},
+                    "n": {"type": "object",
+                          "additionalProperties": {"type": "integer", "minimum": 0}},
+                    "curves": {"type": "object", "additionalProperties": {
+                        "type": "object", "required": ["x", "y"], "additionalProperties": False,
+                        "properties": {"x": _NUMBERS, "y": _NUMBERS}}},
+                    "notes": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        "provenance": {"type": "object"},
+    },
+}
+
+
+class MetricsError(ValueError):
+    """A metrics payload that does not follow :data:`SCHEMA`."""
+
+
+def validate(payload: dict, where: str = "metrics") -> dict:
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(payload),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}"
+                 for e in errors[:10]]
+        raise MetricsError(f"{where}: not a valid metrics file\n" + "\n".join(lines))
+    return payload
+
+
+def write(dest: str | Path, run: str, protocol: str, kind: str, scorers: dict[str, dict],
+          provenance: dict) -> dict:
+    """Validate, then write atomically; a bad payload never reaches the disk."""
+    payload = {"run": run, "protocol": protocol, "kind": kind, "scorers": scorers,
+               "provenance": provenance}
+    validate(payload, str(dest))
+    write_json(dest, payload)
+    return payload
+
+
+def read(path: str | Path) -> dict:
+    return validate(json.loads(Path(path).read_text()), str(path))
