@@ -72,6 +72,6 @@ def all_metrics():
             for run in config["runs"] for protocol in config["protocols"]}
 
 
-def train_gpus():
-    """GPUs a training job counts against `--resources gpu=N` (one when training on CUDA)."""
-    return 1 if config["device"] == "cuda" else 0
+def train_gpus(wc):
+    """GPUs a training job counts against `--resources gpu=N` (its `gpus` when on CUDA)."""
+    return config["runs"][wc.run]["gpus"] if config["device"] == "cuda" else 0

@@ -9,7 +9,11 @@ rule features:
         paths.features(),
     params:
         split=lambda wc: None if wc.subset == "all" else wc.subset,
+        layers=lambda wc: config["runs"][wc.run]["feature_layers"],
+        flip_merge=lambda wc: config["runs"][wc.run]["flip_merge"],
         device=config["device"],
+    resources:
+        gpu=1 if config["device"] == "cuda" else 0,
     log:
         paths.log("features", "{run}/{evalset}/{subset}"),
     benchmark:

@@ -13,7 +13,7 @@ rule train:
         checkpoints=lambda wc: paths.checkpoints(wc.run),
         device=config["device"],
     resources:
-        gpu=train_gpus(),
+        gpu=train_gpus,
     log:
         paths.log("train", "{run}"),
     benchmark:

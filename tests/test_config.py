@@ -111,9 +111,10 @@ def test_bad_config_fails_before_any_job(tmp_path):
 
 
 @pytest.mark.parametrize("device, gpus", [("cuda", 1), ("cpu", 0)])
-def test_training_counts_a_gpu_only_on_cuda(tmp_path, device, gpus):
+def test_gpu_jobs_count_their_gpus_only_on_cuda(tmp_path, device, gpus):
     config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
     config["device"] = device
+    config["runs"]["softmax"]["gpus"] = 2       # a DDP run counts all its GPUs
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     out = _snakemake("-n", "--cores", "2", "--configfile", str(path), "--workflow-profile",
@@ -121,4 +122,8 @@ def test_training_counts_a_gpu_only_on_cuda(tmp_path, device, gpus):
     assert out.returncode == 0, out.stderr
     train_jobs = [job for job in out.stdout.split("rule ")[1:] if job.startswith("train:")]
     assert len(train_jobs) == len(config["runs"])
-    assert all(f"gpu={gpus}" in job for job in train_jobs)
+    for job in train_jobs:
+        wanted = gpus * (2 if "wildcards: run=softmax\n" in job else 1)
+        assert f"gpu={wanted}" in job, job
+    feature_jobs = [job for job in out.stdout.split("rule ")[1:] if job.startswith("features:")]
+    assert feature_jobs and all(f"gpu={gpus}" in job for job in feature_jobs)

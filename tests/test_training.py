@@ -1,4 +1,8 @@
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -6,13 +10,17 @@ import pytest
 import torch
 
 from facerepro import models
-from facerepro.align.shards import write_shard
+from facerepro.align.shards import read_shard, write_shard
+from facerepro.config import default_run
+from facerepro.training import checkpoint, samplers
+from facerepro.training.launch import torchrun
+from facerepro.training.loader import BatchLoader, flip_mask
 from facerepro.training.samplers import ShuffleSampler
-from facerepro.training.trainer import train
+from facerepro.training.trainer import holdout_auc, train, training_rows
 
-RUN = {"method": "softmax", "net": "sphere4", "embedding_dim": 16, "iterations": 8,
-       "batch_size": 8, "lr": 0.05, "lr_steps": [5], "momentum": 0.9, "weight_decay": 5e-4,
-       "flip": True, "seed": 3, "log_every": 2, "checkpoint_every": 3, "pca_images": 20}
+RUN = default_run(method="softmax", net="sphere4", train="synth/casia", embedding_dim=16,
+                  iterations=8, batch_size=8, lr=0.05, lr_steps=[5], seed=3, log_every=2,
+                  checkpoint_every=3, pca_images=20)
 
 
 @pytest.fixture()
@@ -101,3 +109,126 @@ def test_checkpoint_of_other_data_is_not_resumed(shard, tmp_path):
     a, b = _weights(tmp_path / "b.pt"), _weights(tmp_path / "c.pt")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def _train_in_subprocess(run, shard, out):
+    code = ("import json, sys, torch\n"
+            "torch.set_num_threads(1)\n"
+            "from facerepro.training.trainer import train\n"
+            "a = json.loads(sys.argv[1])\n"
+            "train('r', a['run'], a['shard'], a['model'], a['info'], a['ckpt'], 'cpu')\n")
+    args = json.dumps({"run": run, "shard": str(shard), "model": str(out / "model.pt"),
+                       "info": str(out / "model.json"), "ckpt": str(out / "ckpt")})
+    return subprocess.Popen([sys.executable, "-c", code, args])
+
+
+def test_sigkilled_run_resumes_bit_identically(shard, tmp_path):
+    torch.set_num_threads(1)
+    run = {**RUN, "iterations": 200, "checkpoint_every": 10, "log_every": 50, "lr": 0.01,
+           "lr_steps": [150]}
+    straight = tmp_path / "straight"
+    train("r", run, shard, straight / "model.pt", straight / "model.json", straight / "ckpt",
+          "cpu")
+
+    killed = tmp_path / "killed"
+    proc = _train_in_subprocess(run, shard, killed)
+    latest = killed / "ckpt" / checkpoint.LATEST
+    deadline = time.time() + 120
+    while not latest.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    step = checkpoint.load(killed / "ckpt")["step"]
+    assert 0 < step < run["iterations"] and not (killed / "model.pt").exists()
+
+    info = train("r", run, shard, killed / "model.pt", killed / "model.json", killed / "ckpt",
+                 "cpu")
+    assert info["steps"] == run["iterations"]
+    a, b = _weights(straight / "model.pt"), _weights(killed / "model.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_ddp_on_two_cpu_workers_matches_one_process(shard, tmp_path):
+    # no batch norm in the net and a mean loss: averaging the two halves' gradients is the
+    # full batch's gradient, so two workers must follow one process up to rounding.
+    torch.set_num_threads(1)
+    run = {**RUN, "iterations": 6, "checkpoint_every": 6}
+    one = tmp_path / "one"
+    train("r", run, shard, one / "model.pt", one / "model.json", one / "ckpt", "cpu")
+    two = tmp_path / "two"
+    torchrun(2, ["r", run, str(shard), str(two / "model.pt"), str(two / "model.json"),
+                 str(two / "ckpt"), "cpu"])
+    info = json.loads((two / "model.json").read_text())
+    assert info["world_size"] == 2 and info["steps"] == 6
+    a, b = _weights(one / "model.pt"), _weights(two / "model.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_loader_keeps_the_sampler_order_and_state(shard):
+    images, index = read_shard(shard)
+    positions, labels = training_rows(index)
+    reference = samplers.build("pair", labels, 8, seed=5)
+    expected = [reference.next_batch() for _ in range(4)]
+    sampler = samplers.build("pair", labels, 8, seed=5)
+    batches = list(BatchLoader(images, positions, labels, sampler, 0, 4, flip=True, seed=5))
+    for step, (batch, rows) in enumerate(zip(batches, expected, strict=True)):
+        mirrored = flip_mask(8, 5, step)
+        want = images[positions[rows]].copy()
+        want[mirrored] = want[mirrored, :, ::-1]
+        torch.testing.assert_close(batch.x, models.to_input(want))
+        np.testing.assert_array_equal(batch.y.numpy(), labels[rows])
+    # rank 1 of 2 gets the second half of the same global batch, same flips
+    sampler = samplers.build("pair", labels, 8, seed=5)
+    half = next(iter(BatchLoader(images, positions, labels, sampler, 0, 1, True, 5, 1, 2)))
+    torch.testing.assert_close(half.x, batches[0].x[4:])
+    # the state carried by batch 1 restarts the sampler at batch 2
+    resumed = samplers.build("pair", labels, 8, seed=5)
+    resumed.load_state_dict(batches[1].sampler_state)
+    np.testing.assert_array_equal(resumed.next_batch(), expected[2])
+
+
+def test_loader_reports_a_sampler_error():
+    class Broken:
+        def next_batch(self):
+            raise RuntimeError("sampler broke")
+
+        def state_dict(self):
+            return {}
+
+    loader = BatchLoader(np.zeros((4, 2, 2, 3), np.uint8), np.arange(4), np.zeros(4, int),
+                         Broken(), 0, 3, flip=False, seed=0)
+    with pytest.raises(RuntimeError, match="sampler broke"):
+        list(loader)
+
+
+def test_adagrad_learns_and_dvclive_logs_every_window(shard, tmp_path):
+    torch.set_num_threads(1)
+    run = {**RUN, "optimizer": "adagrad", "lr": 0.003, "iterations": 40, "log_every": 10,
+           "checkpoint_every": 20, "flip": False}
+    info = train("r", run, shard, tmp_path / "m.pt", tmp_path / "m.json", tmp_path / "ckpt",
+                 "cpu")
+    rows = pd.read_csv(tmp_path / "dvclive/plots/metrics/train/loss.tsv", sep="\t")
+    assert rows["step"].tolist() == [10, 20, 30, 40]
+    assert rows["loss"].iloc[-1] < 0.5 * rows["loss"].iloc[0]
+    assert rows["loss"].iloc[-1] == pytest.approx(info["final_loss"])
+    # extending the run resumes DVCLive's series where it stopped
+    train("r", {**run, "iterations": 50}, shard, tmp_path / "m.pt", tmp_path / "m.json",
+          tmp_path / "ckpt", "cpu")
+    rows = pd.read_csv(tmp_path / "dvclive/plots/metrics/train/loss.tsv", sep="\t")
+    assert rows["step"].tolist() == [10, 20, 30, 40, 50]
+
+
+def test_holdout_auc_is_one_when_each_person_has_one_image_content(tmp_path):
+    rng = np.random.default_rng(0)
+    people = rng.integers(0, 255, (6, 8, 6, 3), np.uint8)
+    person = np.repeat(np.arange(6), 3)
+    images = people[person]
+    held = pd.DataFrame({"identity": [f"p{k}" for k in person]}, index=np.arange(18))
+    model = torch.nn.Flatten()
+    auc = holdout_auc(model, images, held, torch.device("cpu"), seed=1, pairs=200)
+    assert auc == 1.0
+    shuffled = held.assign(identity=rng.permutation(held["identity"].to_numpy()))
+    assert holdout_auc(model, images, shuffled, torch.device("cpu"), seed=1, pairs=200) < 0.9
+    assert holdout_auc(model, images, held.iloc[:3], torch.device("cpu"), 1) is None

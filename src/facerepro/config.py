@@ -121,6 +121,16 @@ def _check_references(config: dict, source: str) -> None:
                 f"under holdout (now {jb_train!r}; holdout: {sorted(config.get('holdout', {}))})")
 
 
+def default_run(**settings: Any) -> dict:
+    """One run's settings with the schema's defaults (the papers' values) filled in."""
+    schema = load_schema()
+    run = dict(settings)
+    errors = list(_Validator({**schema["$defs"]["run"], "$defs": schema["$defs"]}).iter_errors(run))
+    if errors:
+        raise ConfigError("invalid run settings\n" + "\n".join(f"  {e.message}" for e in errors))
+    return run
+
+
 def load(path: str | Path) -> dict:
     """Read a YAML config file and validate it."""
     with open(path) as fh:

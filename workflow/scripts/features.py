@@ -4,9 +4,11 @@ import torch
 
 from facerepro.features import extract
 from facerepro.runlog import to_file
-from facerepro.training.trainer import resolve_device
+from facerepro.training.launch import leased_device
 
 to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-extract(snakemake.input.model, Path(snakemake.input.shard[0]).parent, snakemake.output[0],
-        split=snakemake.params.split, device=resolve_device(snakemake.params.device))
+with leased_device(snakemake.params.device) as device:
+    extract(snakemake.input.model, Path(snakemake.input.shard[0]).parent, snakemake.output[0],
+            split=snakemake.params.split, layers=snakemake.params.layers,
+            flip_merge=snakemake.params.flip_merge, device=device)

@@ -3,10 +3,10 @@ from pathlib import Path
 import torch
 
 from facerepro.runlog import to_file
-from facerepro.training.trainer import train
+from facerepro.training.launch import run_job
 
 to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-train(snakemake.wildcards.run, snakemake.params.run, Path(snakemake.input[0]).parent,
-      snakemake.output.model, snakemake.output.info, snakemake.params.checkpoints,
-      snakemake.params.device)
+run_job(snakemake.wildcards.run, snakemake.params.run, Path(snakemake.input[0]).parent,
+        snakemake.output.model, snakemake.output.info, snakemake.params.checkpoints,
+        snakemake.params.device)

@@ -1,20 +1,30 @@
 """One training loop for every method: config in, ``model.pt`` + ``model.json`` out.
 
-The loop is deliberately plain (insightface style): sample a batch, forward, loss, step. All
-state that shapes the remaining run (weights, loss parameters, optimizer, schedule, sampler
-position, step) is checkpointed atomically, so a killed run restarted on the same config
-continues exactly where the last checkpoint left it.
+The loop is deliberately plain (insightface style): take a batch, forward, loss, step. The
+run's config names the net, the loss (``method``), the sampler, the optimizer (SGD with
+momentum, or AdaGrad as FaceNet) and the schedule (divide by 10 at ``lr_steps``, or on a
+plateau of the training loss). All state that shapes the rest of the run (weights, loss
+parameters, optimizer, schedule, sampler position, RNG states, step) is checkpointed
+atomically, so a killed run restarted on the same config ends with bit-identical weights.
+
+On CUDA the forward pass runs under bf16 autocast (``amp``); under ``torchrun`` the
+objective is wrapped in DistributedDataParallel and each rank trains on its slice of the
+global batch. Metrics go to the log, a progress bar, and DVCLive.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from facerepro import losses, models
@@ -22,10 +32,14 @@ from facerepro.align.shards import IMAGES, INDEX, read_shard
 from facerepro.atomic import write_json
 from facerepro.config import digest
 from facerepro.data.download import sha256_of
-from facerepro.training import checkpoint
-from facerepro.training.samplers import ShuffleSampler
+from facerepro.data.protocols import HOLDOUT
+from facerepro.training import checkpoint, samplers
+from facerepro.training.loader import BatchLoader
 
 log = logging.getLogger(__name__)
+
+# Keys that do not change the trajectory so far: extending a run is a valid resume.
+RESUMABLE_KEYS = ("iterations", "log_every", "checkpoint_every", "eval_every")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,6 +48,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("config asks for device: cuda but no CUDA device is visible; "
                            "set device: cpu or auto")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
 
 
@@ -46,67 +62,106 @@ def git_commit() -> str:
         return "unknown"
 
 
-def training_rows(shard_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Images, their shard positions of split ``train``, and contiguous integer labels."""
-    images, index = read_shard(shard_dir)
+def training_rows(index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Shard positions of split ``train`` and their contiguous integer labels."""
     train = index[index["split"] == "train"]
     labels, _ = train["identity"].factorize(sort=True)
-    return images, train.index.to_numpy(), labels.astype(np.int64)
+    return train.index.to_numpy(), labels.astype(np.int64)
 
 
-def _flip_half(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    flip = rng.random(len(batch)) < 0.5
-    batch = batch.copy()
-    batch[flip] = batch[flip, :, ::-1]
-    return batch
+class Objective(nn.Module):
+    """Net plus loss as one module, so DDP synchronises the loss's parameters too."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.model(x), y)
+
+
+def build_optimizer(run: dict, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if run["optimizer"] == "adagrad":
+        return torch.optim.Adagrad(params, lr=run["lr"], weight_decay=run["weight_decay"])
+    return torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
+                           weight_decay=run["weight_decay"])
+
+
+def build_schedule(run: dict, optimizer: torch.optim.Optimizer):
+    """Stepped every iteration (``step``) or every logging window on its mean loss."""
+    if run["schedule"] == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.1, patience=run["plateau_patience"])
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, run["lr_steps"], gamma=0.1)
 
 
 def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Path,
           info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto") -> dict:
-    """Train one run; returns what is written to ``model.json``."""
+    """Train one run; returns what is written to ``model.json`` (rank 0 writes the files)."""
     started = time.time()
     dev = resolve_device(device)
     torch.manual_seed(run["seed"])
-    images, positions, labels = training_rows(shard_dir)
+    images, index = read_shard(shard_dir)
+    positions, labels = training_rows(index)
     input_size = images.shape[1:3]
     model = models.build(run["net"], input_size, run["embedding_dim"]).to(dev)
 
     if run["method"] == "pixels_pca":
         fit_rows = np.random.default_rng(run["seed"]).permutation(positions)[:run["pca_images"]]
         model.fit(models.to_input(images[np.sort(fit_rows)]).numpy(), seed=run["seed"])
-        steps, final_loss = 0, None
+        stats = {"steps": 0, "final_loss": None}
     else:
-        # Keys that do not change the trajectory so far: extending a run is a valid resume.
-        settings = {k: v for k, v in run.items()
-                    if k not in ("iterations", "log_every", "checkpoint_every")}
+        settings = {k: v for k, v in run.items() if k not in RESUMABLE_KEYS}
         fingerprint = digest([settings, sha256_of(Path(shard_dir) / IMAGES),
                               sha256_of(Path(shard_dir) / INDEX)])
-        steps, final_loss = _fit(run, model, images, positions, labels, dev, checkpoint_dir,
-                                 fingerprint)
-
-    models.save(model.cpu(), run["net"], input_size, model_path)
+        stats = _fit(run, model, images, positions, labels, dev, Path(checkpoint_dir),
+                     fingerprint, (images, index[index["split"] == HOLDOUT]))
     info = {"run": run_name, "config_digest": digest(run), "config": run,
-            "commit": git_commit(), "steps": steps, "final_loss": final_loss,
-            "train_images": len(positions), "classes": int(labels.max()) + 1,
-            "device": str(dev), "wall_time_s": round(time.time() - started, 1)}
-    write_json(info_path, info)
+            "commit": git_commit(), **stats, "train_images": len(positions),
+            "classes": int(labels.max()) + 1, "device": str(dev),
+            "world_size": _world()[1], "wall_time_s": round(time.time() - started, 1)}
+    if _world()[0] == 0:
+        models.save(model.cpu(), run["net"], input_size, model_path)
+        write_json(info_path, info)
     return info
 
 
-def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.ndarray,
-         labels: np.ndarray, dev: torch.device, checkpoint_dir: str | Path, fingerprint: str
-         ) -> tuple[int, float | None]:
-    """SGD on the run's loss; returns (steps, mean loss over the last logging window).
+def _world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _rng_state(dev: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if dev.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(dev)
+    return state
+
+
+def _set_rng_state(state: dict, dev: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if dev.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], dev)
+
+
+def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
+         labels: np.ndarray, dev: torch.device, checkpoint_dir: Path, fingerprint: str,
+         holdout: tuple[np.ndarray, pd.DataFrame]) -> dict:
+    """The loop; returns steps, the last window's mean loss, compute and data-wait seconds.
+
+    ``holdout`` (images, index rows of held-out people) feeds the ``eval_every`` check.
 
     A checkpoint is resumed only when its ``fingerprint`` (run settings and training data)
     matches, so new data or a changed config never continues an old run.
     """
+    rank, world = _world()
     loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1).to(dev)
-    params = list(model.parameters()) + list(loss_fn.parameters())
-    optimizer = torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
-                                weight_decay=run["weight_decay"])
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, run["lr_steps"], gamma=0.1)
-    sampler = ShuffleSampler(len(positions), run["batch_size"], run["seed"])
+    objective = Objective(model, loss_fn)
+    optimizer = build_optimizer(run, list(objective.parameters()))
+    schedule = build_schedule(run, optimizer)
+    sampler = samplers.build(run["sampler"], labels, run["batch_size"], run["seed"],
+                             **run["sampler_options"])
     step = 0
     state = checkpoint.load(checkpoint_dir)
     if state is not None and state["fingerprint"] != fingerprint:
@@ -114,47 +169,131 @@ def _fit(run: dict, model: torch.nn.Module, images: np.ndarray, positions: np.nd
                     checkpoint_dir)
         state = None
     if state is not None:
-        model.load_state_dict(state["model"])
-        loss_fn.load_state_dict(state["loss"])
+        objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         sampler.load_state_dict(state["sampler"])
+        _set_rng_state(state["rng"], dev)
         step = int(state["step"])
         log.info("resumed from %s at step %d", checkpoint_dir, step)
 
-    model.train()
+    if run["channels_last"]:
+        model.to(memory_format=torch.channels_last)
+    forward = objective
+    if world > 1:
+        forward = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if run["compile"]:
+        forward = torch.compile(forward)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16)
+           if run["amp"] and dev.type == "cuda" else nullcontext())
+
+    live = _live(checkpoint_dir, run) if rank == 0 else None
+    loader = BatchLoader(images, positions, labels, sampler, step, run["iterations"],
+                         run["flip"], run["seed"], rank, world)
     window: list[float] = []
     final_loss: float | None = None
-    bar = tqdm(range(step, run["iterations"]), initial=step, total=run["iterations"],
-               mininterval=10, desc="train")
-    for step in bar:
-        rows = np.sort(sampler.next_batch())
-        batch = images[positions[rows]]
-        if run["flip"]:
-            batch = _flip_half(batch, np.random.default_rng([run["seed"], step]))
-        x = models.to_input(batch, dev)
-        y = torch.from_numpy(labels[rows]).to(dev)
-        loss = loss_fn(model(x), y)
+    window_start, window_images, compute_s = time.perf_counter(), 0, 0.0
+    objective.train()
+    bar = tqdm(loader, initial=step, total=run["iterations"], mininterval=10, desc="train",
+               disable=rank != 0)
+    for batch in bar:
+        tick = time.perf_counter()
+        x = batch.x.to(dev, non_blocking=True)
+        if run["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = batch.y.to(dev, non_blocking=True)
+        with amp:
+            loss = forward(x, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"loss is {loss.item()} at step {step + 1}: training diverged. Lower `lr` of "
-                f"this run in the config; the last good checkpoint is in {checkpoint_dir}")
+                f"loss is {loss.item()} at step {batch.step + 1}: training diverged. Lower `lr` "
+                f"of this run in the config; the last good checkpoint is in {checkpoint_dir}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        schedule.step()
+        if run["schedule"] == "step":
+            schedule.step()
         window.append(loss.item())
-        if (step + 1) % run["log_every"] == 0 or step + 1 == run["iterations"]:
+        compute_s += time.perf_counter() - tick
+        window_images += len(batch.y) * world
+        step = batch.step + 1
+        if step % run["log_every"] == 0 or step == run["iterations"]:
             final_loss = float(np.mean(window))
             window.clear()
-            log.info("step %d loss %.4f lr %.4g", step + 1, final_loss,
-                     schedule.get_last_lr()[0])
-            bar.set_postfix(loss=f"{final_loss:.3f}")
-        if (step + 1) % run["checkpoint_every"] == 0 or step + 1 == run["iterations"]:
+            if run["schedule"] == "plateau":
+                schedule.step(final_loss)
+            speed = window_images / (time.perf_counter() - window_start)
+            lr = optimizer.param_groups[0]["lr"]
+            log.info("step %d loss %.4f lr %.4g %.1f images/s", step, final_loss, lr, speed)
+            bar.set_postfix(loss=f"{final_loss:.3f}", img_s=f"{speed:.0f}")
+            _log_live(live, step, {"train/loss": final_loss, "train/lr": lr,
+                                   "train/images_per_s": speed,
+                                   "train/data_wait_s": loader.wait_s})
+            window_start, window_images = time.perf_counter(), 0
+        evaluate = run["eval_every"] and (step % run["eval_every"] == 0
+                                          or step == run["iterations"])
+        if rank == 0 and evaluate:
+            auc = holdout_auc(model, *holdout, dev, run["seed"])
+            if auc is not None:
+                log.info("step %d held-out verification AUC %.4f", step, auc)
+                _log_live(live, step, {"eval/holdout_auc": auc})
+        if rank == 0 and (step % run["checkpoint_every"] == 0 or step == run["iterations"]):
             checkpoint.save(checkpoint_dir, {
-                "model": model.state_dict(), "loss": loss_fn.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "sampler": sampler.state_dict(), "step": step + 1,
-                "fingerprint": fingerprint})
+                "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "sampler": batch.sampler_state,
+                "rng": _rng_state(dev), "step": step, "fingerprint": fingerprint})
+    if live is not None:
+        live.end()
     model.eval()
-    return run["iterations"], final_loss
+    return {"steps": run["iterations"], "final_loss": final_loss,
+            "compute_s": round(compute_s, 2), "data_wait_s": round(loader.wait_s, 2)}
+
+
+def _live(checkpoint_dir: Path, run: dict):
+    """DVCLive writer next to the checkpoints; resumes its step count with the run."""
+    from dvclive import Live  # imported late: only training processes need it
+
+    live = Live(str(checkpoint_dir.parent / "dvclive"), dvcyaml=None, save_dvc_exp=False,
+                resume=True)
+    live.log_params({k: v for k, v in run.items() if not isinstance(v, dict)})
+    return live
+
+
+def _log_live(live, step: int, values: dict[str, float]) -> None:
+    if live is None:
+        return
+    live.step = step
+    for name, value in values.items():
+        live.log_metric(name, value)
+    live.next_step()
+
+
+@torch.no_grad()
+def holdout_auc(model: nn.Module, images: np.ndarray, held: pd.DataFrame, dev: torch.device,
+                seed: int, pairs: int = 1000) -> float | None:
+    """Cosine verification AUC on seeded pairs of held-out people (half drawn within one
+    person, half across the set), or None when the training set holds too few people out."""
+    from sklearn.metrics import roc_auc_score
+
+    groups = [rows for rows in held.groupby("identity").indices.values() if len(rows) > 1]
+    if len(groups) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    same = [rng.choice(groups[i], 2, replace=False)
+            for i in rng.integers(0, len(groups), pairs // 2)]
+    across = [rng.choice(len(held), 2, replace=False) for _ in range(pairs // 2)]
+    pair_rows = np.array(same + across)                   # positions within ``held``
+    identity = held["identity"].to_numpy()
+    truth = identity[pair_rows[:, 0]] == identity[pair_rows[:, 1]]
+    wanted, where = np.unique(pair_rows, return_inverse=True)
+    shard_rows = held.index.to_numpy()[wanted]
+    was_training = model.training
+    model.eval()
+    feats = torch.cat([model(models.to_input(images[shard_rows[i:i + 256]], dev)).float().cpu()
+                       for i in range(0, len(shard_rows), 256)])
+    model.train(was_training)
+    feats = torch.nn.functional.normalize(feats, dim=1).numpy()
+    where = where.reshape(pair_rows.shape)
+    scores = (feats[where[:, 0]] * feats[where[:, 1]]).sum(1)
+    return float(roc_auc_score(truth, scores))

@@ -1,0 +1,76 @@
+"""Start one training job on what the run asks for: the CPU, one leased GPU, or DDP.
+
+A run with ``gpus: N > 1`` on CUDA is re-launched under ``torchrun`` with N workers on the N
+leased devices (``CUDA_VISIBLE_DEVICES`` is set by the lease, so the workers see exactly
+them); each worker enters :func:`main`, joins the process group and calls the same
+:func:`~facerepro.training.trainer.train`. The lock directory is machine-wide so that jobs of
+different checkouts never share a GPU; ``FACEREPRO_GPU_LOCKS`` moves it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from facerepro.training import gpu
+from facerepro.training.trainer import resolve_device, train
+
+LOCK_DIR = os.environ.get("FACEREPRO_GPU_LOCKS", "/tmp/facerepro-gpu-locks")
+
+
+@contextmanager
+def leased_device(device: str, gpus: int = 1) -> Iterator[torch.device]:
+    """The device to use, holding a lease on ``gpus`` GPUs while on CUDA."""
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        yield dev
+        return
+    with gpu.lease(gpus, LOCK_DIR):
+        yield torch.device("cuda", 0)
+
+
+def run_job(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Path,
+            info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto") -> None:
+    args = [run_name, run, str(shard_dir), str(model_path), str(info_path),
+            str(checkpoint_dir), device]
+    with leased_device(device, run["gpus"]) as dev:
+        if dev.type == "cuda" and run["gpus"] > 1:
+            torchrun(run["gpus"], args)
+        else:
+            train(*args)
+
+
+def torchrun(workers: int, args: list) -> None:
+    """Run :func:`main` in ``workers`` processes on this machine (``torchrun --standalone``)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(args, fh)
+    try:
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        f"--nproc_per_node={workers}", "-m", "facerepro.training.launch",
+                        fh.name], check=True)
+    finally:
+        os.unlink(fh.name)
+
+
+def main(args_file: str) -> None:
+    args = json.loads(Path(args_file).read_text())
+    cuda = resolve_device(args[-1]).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    try:
+        train(*args)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
