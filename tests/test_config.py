@@ -91,8 +91,9 @@ def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
     assert jb_sets, "the default config scores with Joint Bayesian"
     assert counts["train"] == runs
     assert counts["evaluate"] == runs * protocols
-    # each run embeds every protocol's images and every JB training set's held-out people
-    assert counts["features"] == runs * (protocols + len(jb_sets))
+    # each run embeds every protocol dataset's images and every JB set's held-out people
+    evalsets = {p["dataset"] for p in config["protocols"].values()}
+    assert counts["features"] == runs * (len(evalsets) + len(jb_sets))
     assert counts["align"] == len(templates) * len(datasets)
     assert counts["clean"] == counts["extract"] == len(datasets)
     assert counts["synth_mirror"] == counts["report"] == 1

@@ -88,3 +88,18 @@ def test_joint_bayesian_trains_only_on_held_out_people(workdir):
     assert set(jb["identity"]) == held_people
     m = read_metrics(workdir / paths.metrics("softmax", "lfw_verification"))
     assert m["provenance"]["joint_bayesian_train"].endswith("synth/casia/holdout.npz")
+
+
+@pytest.mark.e2e
+def test_identification_metrics_follow_the_configured_splits(workdir):
+    config = load(workdir / "config/test.yaml")
+    protocol = config["protocols"]["lfw_identification"]
+    m = read_metrics(workdir / paths.metrics("softmax", "lfw_identification"))
+    entry = m["scorers"]["cosine"]
+    assert entry["n"]["closed_gallery"] == protocol["closed_set"]["n_gallery"]
+    assert entry["n"]["impostor_probes"] == protocol["open_set"]["n_impostor"]
+    cmc = entry["curves"]["cmc"]["y"]
+    assert cmc[0] == entry["values"]["rank1"] and all(np.diff(cmc) >= 0) and cmc[-1] <= 1
+    for far in protocol["fars"]:
+        assert entry["values"][f"far@far={far:g}"] <= far
+    assert "Identification results" in (workdir / paths.report()).read_text()

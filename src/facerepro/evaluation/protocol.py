@@ -1,4 +1,8 @@
-"""Run one configured protocol on a features file and write its metrics with provenance."""
+"""Run one configured protocol on a features file and write its metrics with provenance.
+
+Kinds: ``lfw_pairs`` (k-fold verification, any scorer) and ``lfw_identification``
+(closed- and open-set identification, Best-Rowden et al., on our seeded splits).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,12 @@ from facerepro import features
 from facerepro.data.download import sha256_of
 from facerepro.data.protocols import read_pairs
 from facerepro.evaluation import metrics
+from facerepro.evaluation.identification import (
+    closed_set_identification,
+    closed_set_split,
+    open_set_identification,
+    open_set_split,
+)
 from facerepro.evaluation.joint_bayesian import JointBayesian
 from facerepro.evaluation.verification import SCORERS, Scorer, verify_pairs
 
@@ -25,16 +35,13 @@ def joint_bayesian_scorer(name: str, options: dict, train_path: str | Path) -> S
     return lambda a, b: model.score_pairs(code(a), code(b))
 
 
-def run_protocol(run: str, name: str, protocol: dict, features_path: str | Path,
-                 dataset_root: str | Path, dest: str | Path,
-                 jb_train_path: str | Path | None = None) -> dict:
-    if protocol["kind"] != "lfw_pairs":
-        raise ValueError(f"unknown protocol kind {protocol['kind']!r}")
+def verification(protocol: dict, feats: np.ndarray, image_ids: np.ndarray,
+                 dataset_root: str | Path, jb_train_path: str | Path | None,
+                 provenance: dict) -> dict[str, dict]:
+    """k-fold verification over the dataset's pairs file, once per scorer."""
     pairs_file = Path(dataset_root) / protocol["pairs_file"]
     pairs = read_pairs(pairs_file)
-    feats, image_ids, _ = features.load(features_path)
-    provenance = {"features": str(features_path), "features_sha256": sha256_of(features_path),
-                  "pairs_file": str(pairs_file), "pairs_sha256": sha256_of(pairs_file)}
+    provenance.update(pairs_file=str(pairs_file), pairs_sha256=sha256_of(pairs_file))
     scorers = {}
     for scorer in protocol["scorers"]:
         if scorer in JB_SCORERS:
@@ -45,4 +52,44 @@ def run_protocol(run: str, name: str, protocol: dict, features_path: str | Path,
         else:
             score = SCORERS[scorer]
         scorers[scorer] = verify_pairs(feats, image_ids, pairs, score, protocol["fars"])
+    return scorers
+
+
+def identification(protocol: dict, feats: np.ndarray, identity: np.ndarray) -> dict[str, dict]:
+    """Closed-set rank-1 / CMC and open-set DIR at FAR on seeded splits (cosine)."""
+    closed = closed_set_identification(
+        feats, identity, closed_set_split(identity, **protocol["closed_set"],
+                                          seed=protocol["seed"]), protocol["max_rank"])
+    opened = open_set_identification(
+        feats, identity, open_set_split(identity, **protocol["open_set"], seed=protocol["seed"]),
+        protocol["fars"])
+    values = {"rank1": closed["rank1"],
+              "far_resolution": 1 / opened["impostor_probes"]}
+    for row in opened["dir_at_far"]:
+        values[f"dir@far={row['far']:g}"] = row["dir"]
+        values[f"far@far={row['far']:g}"] = row["realised_far"]
+    ranks = list(range(1, len(closed["cmc"]) + 1))
+    return {"cosine": {
+        "values": values,
+        "n": {"closed_gallery": closed["gallery"], "closed_probes": closed["probes"],
+              "open_gallery": opened["gallery"], "genuine_probes": opened["genuine_probes"],
+              "impostor_probes": opened["impostor_probes"]},
+        "curves": {"cmc": {"x": ranks, "y": closed["cmc"]}},
+        "notes": ["The published Best-Rowden et al. split files are not available: both splits "
+                  f"are ours, drawn with seed {protocol['seed']} at the configured sizes."]}}
+
+
+def run_protocol(run: str, name: str, protocol: dict, features_path: str | Path,
+                 dataset_root: str | Path, dest: str | Path,
+                 jb_train_path: str | Path | None = None) -> dict:
+    """Evaluate one run's features on one configured protocol; write the metrics file."""
+    feats, image_ids, identity = features.load(features_path)
+    provenance = {"features": str(features_path), "features_sha256": sha256_of(features_path)}
+    if protocol["kind"] == "lfw_pairs":
+        scorers = verification(protocol, feats, image_ids, dataset_root, jb_train_path,
+                               provenance)
+    elif protocol["kind"] == "lfw_identification":
+        scorers = identification(protocol, feats, identity)
+    else:
+        raise ValueError(f"unknown protocol kind {protocol['kind']!r}")
     return metrics.write(dest, run, name, protocol["kind"], scorers, provenance)

@@ -17,6 +17,8 @@ from facerepro.evaluation.metrics import read as read_metrics
 from facerepro.report.figures import roc_png
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Settings that change what is measured or logged, not the method: never a deviation.
+REPORTING_ONLY = {"eval_every", "log_every", "checkpoint_every", "scorers", "fars"}
 
 
 def _data_uri(png: bytes) -> str:
@@ -51,27 +53,56 @@ def deviations(config: dict) -> list[str]:
         if spec["method"] == "pixels_pca":     # a baseline of ours: no paper settings to keep
             continue
         changed = [f"{k} = {v} (paper: {run_defaults[k]['default']})" for k, v in spec.items()
-                   if "default" in run_defaults[k] and v != run_defaults[k]["default"]]
+                   if "default" in run_defaults[k] and v != run_defaults[k]["default"]
+                   and k not in REPORTING_ONLY]
         if changed:
             lines.append(f"{run}: " + "; ".join(changed))
+    for name, protocol in config["protocols"].items():
+        defaults = _protocol_defaults(schema, protocol["kind"])
+        changed = [f"{k} = {v} (paper: {defaults[k]['default']})" for k, v in protocol.items()
+                   if "default" in defaults.get(k, {}) and v != defaults[k]["default"]
+                   and not isinstance(v, dict) and k not in REPORTING_ONLY]
+        for key, value in protocol.items():
+            nested = defaults.get(key, {}).get("properties", {})
+            changed += [f"{key}.{k} = {v} (paper: {nested[k]['default']})"
+                        for k, v in (value.items() if isinstance(value, dict) else ())
+                        if "default" in nested.get(k, {}) and v != nested[k]["default"]]
+        if changed:
+            lines.append(f"{name}: " + "; ".join(changed))
     return lines
+
+
+def _protocol_defaults(schema: dict, kind: str) -> dict:
+    """Property schemas of a protocol of this kind: the common ones and its kind's own."""
+    protocol = schema["$defs"]["protocol"]
+    props = dict(protocol["properties"])
+    for branch in protocol["allOf"]:
+        if branch["if"]["properties"]["kind"]["const"] == kind:
+            props.update(branch["then"]["properties"])
+    return props
 
 
 def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[str, str],
           manifests: dict[str, str], qa_images: dict[str, str], dest: str | Path,
           roc_dest: str | Path | None = None) -> None:
     """Render the report from the workflow's artifacts (paths keyed by run/protocol/dataset)."""
-    results, curves = [], defaultdict(dict)
+    results, identification, curves = [], [], defaultdict(dict)
     for (run, protocol), path in sorted(metrics.items()):
-        spec = config["runs"][run]
-        fars = config["protocols"][protocol]["fars"]
-        for scorer, m in read_metrics(path)["scorers"].items():
+        spec, settings = config["runs"][run], config["protocols"][protocol]
+        payload = read_metrics(path)
+        row = {"run": run, "method": spec["method"], "net": spec["net"],
+               "template": spec["template"], "protocol": protocol}
+        for scorer, m in payload["scorers"].items():
             v = m["values"]
-            results.append({"run": run, "method": spec["method"], "net": spec["net"],
-                            "template": spec["template"], "protocol": protocol,
-                            "scorer": scorer, "mean": 100 * v["accuracy_mean"],
+            if payload["kind"] == "lfw_identification":
+                identification.append({
+                    **row, "rank1": 100 * v["rank1"], "n": m["n"], "notes": m.get("notes", []),
+                    "dir": [(f, 100 * v[f"dir@far={f:g}"]) for f in settings["fars"]],
+                    "far_resolution": v["far_resolution"]})
+                continue
+            results.append({**row, "scorer": scorer, "mean": 100 * v["accuracy_mean"],
                             "std": 100 * v["accuracy_std"], "auc": v["auc"], "eer": v["eer"],
-                            "val": [(f, 100 * v[f"val@far={f:g}"]) for f in fars],
+                            "val": [(f, 100 * v[f"val@far={f:g}"]) for f in settings["fars"]],
                             "far_resolution": v["far_resolution"],
                             "pairs": m["n"]["pairs"], "folds": m["n"]["folds"]})
             label = f"{run}, {scorer} ({100 * v['accuracy_mean']:.1f}%)"
@@ -91,6 +122,7 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
         datasets=dataset_summary(manifests),
         qa={name: _data_uri(Path(p).read_bytes()) for name, p in qa_images.items()},
         results=results,
+        identification=identification,
         rocs={p: _data_uri(png) for p, png in rocs.items()},
         runs=runs,
         deviations=deviations(config),
