@@ -23,9 +23,15 @@ def build(net: str, input_size: tuple[int, int], embedding_dim: int) -> nn.Modul
 
 
 def to_input(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (B, H, W, 3) RGB -> float (B, 3, H, W) as ``(x - 127.5) / 128`` (SphereFace)."""
-    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-    return x.permute(0, 3, 1, 2).float().sub_(127.5).div_(128.0)
+    """uint8 (B, H, W, 3) RGB -> float (B, 3, H, W) as ``(x - 127.5) / 128`` (SphereFace).
+
+    Normalised in numpy, not torch: the training loader calls this on its own thread, and torch
+    ops there start a second OpenMP pool that competes with the training step for the cores.
+    """
+    x = np.array(batch, np.float32)            # a copy: normalised in place below
+    x -= 127.5
+    x /= 128.0
+    return torch.from_numpy(x).permute(0, 3, 1, 2).to(device)
 
 
 def save(model: nn.Module, net: str, input_size: tuple[int, int], dest: str | Path) -> None:

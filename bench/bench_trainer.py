@@ -1,0 +1,210 @@
+"""Training engine overhead: ``trainer.train`` steps/s against a bare PyTorch loop, same work.
+
+Data: a synthetic aligned shard (uint8 56 x 48 x 3 crops, the default config's size; 3,000
+images of 100 identities, split ``train``) written with ``write_shard`` to a temp directory.
+
+Target: :func:`facerepro.training.trainer.train` on a ``default_run`` (softmax, sphere4,
+512-d, batch 64, SGD lr 0.05, flip on, one log and one checkpoint per call, fresh checkpoint
+directory each call), i.e. the background batch loader, the finiteness check, the per-step
+``loss.item()``, the schedule, tqdm, the log and DVCLive, and the final checkpoint. Its
+progress bar is wrapped to timestamp every step (and read the loader's ``wait_s`` there), so
+steps/s is measured over the loop after its first few steps, without setup (shard hashing, git,
+model build) or the model save; ``call_s`` is the whole call.
+
+Baseline: the same SphereNet and SoftmaxLoss (same seed), the same SGD settings and batch
+size, batches gathered in the loop from the same memmap by a seeded permutation, flipped with
+the trainer's ``flip_mask`` and normalised by ``models.to_input``; no thread, checkpoint or
+logging: ``x = ...; loss = ...; zero_grad(); backward(); step()``.
+
+Every call warms up a few steps before its timing starts; the loops run interleaved, one
+call each per round over several rounds (other processes may share the cores), and the best
+rate counts (the median is shown for the spread). ``overhead_pct`` = bare rate / trainer rate - 1;
+``data_wait_pct`` is the time the trainer's loop waited on its loader, as a share of the timed
+loop. Extra rows: the trainer with ``channels_last`` and with ``compile`` (torch.compile,
+Inductor with a fresh cache directory, so the first call compiles cold); ``first_step_s`` of
+the first call minus the steady step time is its compile time, ``speedup`` is against the
+default trainer. torch runs on 2 threads, ``OMP_WAIT_POLICY=PASSIVE`` unless set (see below).
+
+Run from the repository root: ``python bench/bench_trainer.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+# With libgomp's default wait policy (spin after each parallel region) the comparison measures
+# OpenMP scheduling more than the trainer: on cores other processes share, the bare loop ran
+# ~2x slower than the trainer (whose loader thread, a second OpenMP team, puts libgomp over
+# the core count, which throttles spinning); on idle cores that second team cost the trainer
+# 10-15% instead. Passive waiting, set before torch loads libgomp, takes both out.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import parse_args, peak_rss_mb, report  # noqa: E402
+
+from facerepro import losses, models  # noqa: E402
+from facerepro.align.shards import read_shard, write_shard  # noqa: E402
+from facerepro.config import default_run  # noqa: E402
+from facerepro.training import trainer  # noqa: E402
+from facerepro.training.loader import flip_mask  # noqa: E402
+
+HEIGHT, WIDTH, THREADS = 56, 48, 2
+
+
+def make_shard(dest: Path, n_images: int, n_identities: int, seed: int = 0) -> Path:
+    """Random crops, identities round-robin, all in split ``train``."""
+    rng = np.random.default_rng(seed)
+    index = pd.DataFrame({"image_id": [f"i{k}" for k in range(n_images)],
+                          "identity": [f"p{k % n_identities:04d}" for k in range(n_images)],
+                          "split": ["train"] * n_images})
+    images = (rng.integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8) for _ in range(n_images))
+    write_shard(dest, images, index, HEIGHT, WIDTH)
+    return dest
+
+
+class TimedBar:
+    """Stands in for the trainer's ``tqdm``: the real bar, plus a timestamp and the loader's
+    cumulative ``wait_s`` each time a batch is handed to the loop body, and once at the end."""
+
+    last: TimedBar | None = None
+
+    def __init__(self, iterable: Any, **kwargs: Any) -> None:
+        self.bar = tqdm(iterable, **kwargs)
+        self.loader = iterable
+        self.stamps: list[float] = []
+        self.waits: list[float] = []
+        TimedBar.last = self
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.bar:
+            self._stamp()
+            yield item
+        self._stamp()
+
+    def _stamp(self) -> None:
+        self.stamps.append(time.perf_counter())
+        self.waits.append(self.loader.wait_s)
+
+    def __getattr__(self, name: str) -> Any:    # set_postfix and the like
+        return getattr(self.bar, name)
+
+
+def run_trainer(run: dict, shard: Path, work: Path, warmup: int) -> dict:
+    """One ``train`` call; steps/s and data wait over steps ``warmup..end`` of its loop."""
+    work.mkdir(parents=True)
+    start = time.perf_counter()
+    with mock.patch.object(trainer, "tqdm", TimedBar):
+        trainer.train("bench", run, shard, work / "model.pt", work / "model.json",
+                      work / "ckpt", "cpu")
+    call_s = time.perf_counter() - start
+    bar = TimedBar.last
+    assert bar is not None and len(bar.stamps) == run["iterations"] + 1
+    loop_s = bar.stamps[-1] - bar.stamps[warmup]
+    info = json.loads((work / "model.json").read_text())
+    return {"steps_per_s": (run["iterations"] - warmup) / loop_s,
+            "data_wait_pct": 100 * (bar.waits[-1] - bar.waits[warmup]) / loop_s,
+            "first_step_s": bar.stamps[1] - bar.stamps[0], "call_s": call_s,
+            "compute_s": info["compute_s"], "data_wait_s": info["data_wait_s"]}
+
+
+def run_bare(run: dict, shard: Path, warmup: int) -> dict:
+    """The plain loop on the trainer's model, loss, optimizer settings and data."""
+    images, index = read_shard(shard)
+    positions, labels = trainer.training_rows(index)
+    torch.manual_seed(run["seed"])
+    model = models.build(run["net"], images.shape[1:3], run["embedding_dim"])
+    loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1)
+    params = [*model.parameters(), *loss_fn.parameters()]
+    optimizer = torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
+                                weight_decay=run["weight_decay"])
+    batch, steps = run["batch_size"], run["iterations"]
+    rng = np.random.default_rng(run["seed"])
+    order = np.empty(0, np.int64)
+    model.train()
+    stamps = []
+    for step in range(steps):
+        stamps.append(time.perf_counter())
+        if len(order) < batch:                      # a new epoch, remainder dropped
+            order = rng.permutation(len(positions))
+        rows, order = np.sort(order[:batch]), order[batch:]
+        crops = images[positions[rows]]             # ascending: sequential memmap reads
+        mirrored = flip_mask(batch, run["seed"], step)
+        crops[mirrored] = crops[mirrored, :, ::-1]
+        x, y = models.to_input(crops), torch.from_numpy(labels[rows])
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    stamps.append(time.perf_counter())
+    return {"steps_per_s": (steps - warmup) / (stamps[-1] - stamps[warmup]),
+            "first_step_s": stamps[1] - stamps[0]}
+
+
+def best(results: list[dict]) -> dict:
+    """The fastest call's figures, the median rate (for the spread), and the first call's
+    ``first_step_s`` (the cold one: compile, allocator and kernel warm-up)."""
+    fastest = max(results, key=lambda r: r["steps_per_s"])
+    median = float(np.median([r["steps_per_s"] for r in results]))
+    return {**fastest, "median_steps_per_s": median, "first_step_s": results[0]["first_step_s"]}
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    torch.set_num_threads(THREADS)
+    if args.quick:
+        n_images, n_ids, batch, steps, warmup, repeat = 64, 8, 16, 4, 1, 1
+        switches = [None, "channels_last"]
+    else:
+        # Short calls, many rounds: on shared cores the best of many short windows is closer
+        # to the uncontended rate than the best of a few long ones.
+        n_images, n_ids, batch, steps, warmup, repeat = 3_000, 100, 64, 30, 3, 5
+        switches = [None, "channels_last", "compile"]
+    with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
+        tmp_dir = Path(tmp)
+        # A fresh Inductor cache: the compile row's first call compiles from scratch.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_dir / "inductor")
+        shard = make_shard(tmp_dir / "shard", n_images, n_ids)
+        # Warmup steps are the first steps of each timed call; the timing starts after them.
+        run = default_run(method="softmax", net="sphere4", train="synth/casia",
+                          embedding_dim=512, batch_size=batch, iterations=steps, lr=0.05,
+                          lr_steps=[10**6], log_every=steps, checkpoint_every=steps)
+        bare_runs: list[dict] = []
+        trainer_runs: dict[str | None, list[dict]] = {switch: [] for switch in switches}
+        for round_ in range(repeat):                # interleaved: load drift hits every loop
+            bare_runs.append(run_bare(run, shard, warmup))
+            for switch in switches:
+                settings = {**run, switch: True} if switch else run
+                work = tmp_dir / f"round{round_}-{switch}"
+                trainer_runs[switch].append(run_trainer(settings, shard, work, warmup))
+        bare, base = best(bare_runs), best(trainer_runs[None])
+        rows = [{"loop": "bare PyTorch", "steps": steps, **bare, "threads": THREADS,
+                 "omp_wait": os.environ["OMP_WAIT_POLICY"]},
+                {"loop": "trainer", "steps": steps, **base,
+                 "overhead_pct": 100 * (bare["steps_per_s"] / base["steps_per_s"] - 1)}]
+        for switch in switches[1:]:
+            result = best(trainer_runs[switch])
+            row = {"loop": f"trainer + {switch}", "steps": steps, **result,
+                   "speedup": result["steps_per_s"] / base["steps_per_s"]}
+            if switch == "compile":
+                row["compile_s"] = result["first_step_s"] - 1 / result["steps_per_s"]
+            rows.append(row)
+        for row in rows:        # process-wide, so one figure: the whole bench's peak
+            row["peak_rss_mb"] = peak_rss_mb()
+    report("trainer", rows, args.out)
+
+
+if __name__ == "__main__":
+    main()
