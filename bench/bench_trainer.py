@@ -40,11 +40,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-# With libgomp's default wait policy (spin after each parallel region) the comparison measures
-# OpenMP scheduling more than the trainer: on cores other processes share, the bare loop ran
-# ~2x slower than the trainer (whose loader thread, a second OpenMP team, puts libgomp over
-# the core count, which throttles spinning); on idle cores that second team cost the trainer
-# 10-15% instead. Passive waiting, set before torch loads libgomp, takes both out.
+# With libgomp's default wait policy (spin after each parallel region) the comparison measured
+# OpenMP scheduling more than the trainer on cores other processes share: spinning threads
+# made either loop up to ~2x slower depending on the load. Passive waiting, set before torch
+# loads libgomp, takes that out.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: what the config asks for, as artifact paths.
 from facerepro.data import registry
+from facerepro.training import gpu
 
 
 wildcard_constraints:
@@ -72,6 +73,11 @@ def all_metrics():
             for run in config["runs"] for protocol in config["protocols"]}
 
 
+def gpus_per_job(gpus):
+    """GPUs a job counts against `--resources gpu=N`: its own on CUDA (also `auto` on a
+    machine with GPUs), none on the CPU."""
+    return gpus if gpu.uses_cuda(config["device"]) else 0
+
+
 def train_gpus(wc):
-    """GPUs a training job counts against `--resources gpu=N` (its `gpus` when on CUDA)."""
-    return config["runs"][wc.run]["gpus"] if config["device"] == "cuda" else 0
+    return gpus_per_job(config["runs"][wc.run]["gpus"])

@@ -1,4 +1,4 @@
-# Verification protocols on the features (LFW-style k-fold over pairs.txt).
+# Protocols on the features: LFW-style k-fold verification, LFW identification.
 
 
 rule evaluate:

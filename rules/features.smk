@@ -13,7 +13,7 @@ rule features:
         flip_merge=lambda wc: config["runs"][wc.run]["flip_merge"],
         device=config["device"],
     resources:
-        gpu=1 if config["device"] == "cuda" else 0,
+        gpu=gpus_per_job(1),
     log:
         paths.log("features", "{run}/{evalset}/{subset}"),
     benchmark:

@@ -56,6 +56,15 @@ def test_run_must_train_on_a_configured_dataset():
         validate(config)
 
 
+def test_identity_sampler_needs_images_per_identity():
+    config = _raw()
+    config["runs"]["softmax"]["sampler"] = "identity"
+    with pytest.raises(ConfigError, match="runs.softmax: 'sampler_options' is a required"):
+        validate(config)
+    config["runs"]["softmax"]["sampler_options"] = {"images_per_identity": 4}
+    validate(config)
+
+
 def test_joint_bayesian_needs_a_held_out_training_set():
     config = _raw()
     del config["holdout"]

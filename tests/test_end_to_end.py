@@ -47,6 +47,7 @@ def test_report_and_metrics_are_sane(workdir):
             assert len(m["per_fold"]["accuracy"]) == m["n"]["folds"]
             assert 0.0 <= min(m["per_fold"]["accuracy"]) and max(m["per_fold"]["accuracy"]) <= 1
             assert 0.0 <= m["values"]["auc"] <= 1.0
+        assert metrics["scorers"]["cosine"]["values"]["auc"] >= 0.5
     assert "data:image/png;base64," in html      # ROC and QA figures are inlined
 
 

@@ -149,3 +149,27 @@ def test_lock_file_content_is_not_trusted(tmp_path):
     with gpu.lease(1, tmp_path, device_count=1, timeout_s=0) as ids:
         assert ids == ["0"]
         assert f"pid {os.getpid()}" in (tmp_path / "gpu0.lock").read_text()
+
+
+def test_cuda_is_first_touched_under_the_lease(monkeypatch, tmp_path):
+    # CUDA reads CUDA_VISIBLE_DEVICES once, when first used: the lease must come first.
+    import torch
+
+    from facerepro.training import launch
+
+    monkeypatch.delenv(gpu.VISIBLE, raising=False)
+    seen = []
+
+    def available():
+        seen.append(os.environ.get(gpu.VISIBLE))
+        return True
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", available)
+    monkeypatch.setattr(launch, "LOCK_DIR", str(tmp_path))
+    assert gpu.uses_cuda("auto") and not seen          # counting GPUs does not touch CUDA
+    with launch.leased_device("auto") as device:
+        assert device.type == "cuda"
+    assert seen == ["0"]
+    assert gpu.VISIBLE not in os.environ
+    assert not gpu.uses_cuda("cpu")

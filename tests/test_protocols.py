@@ -67,3 +67,12 @@ def test_hold_out_marks_whole_eligible_identities():
 def test_hold_out_too_many_is_a_clear_error():
     with pytest.raises(ValueError, match="asks for 5 identities but only 4 have >= 2"):
         hold_out_identities(_manifest(), identities=5, seed=0)
+
+
+def test_hold_out_never_moves_test_images():
+    m = _manifest()
+    m.loc[m["identity"] == "d", "split"] = ["train", "test", "train", "train"]
+    for seed in range(10):
+        out = hold_out_identities(m, identities=3, seed=seed)
+        assert "d" not in set(out.loc[out["split"] == HOLDOUT, "identity"])
+        assert (out["split"] == "test").sum() == 1

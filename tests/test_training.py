@@ -16,7 +16,7 @@ from facerepro.training import checkpoint, samplers
 from facerepro.training.launch import torchrun
 from facerepro.training.loader import BatchLoader, flip_mask
 from facerepro.training.samplers import ShuffleSampler
-from facerepro.training.trainer import holdout_auc, train, training_rows
+from facerepro.training.trainer import _check_share, holdout_auc, train, training_rows
 
 RUN = default_run(method="softmax", net="sphere4", train="synth/casia", embedding_dim=16,
                   iterations=8, batch_size=8, lr=0.05, lr_steps=[5], seed=3, log_every=2,
@@ -232,3 +232,38 @@ def test_holdout_auc_is_one_when_each_person_has_one_image_content(tmp_path):
     shuffled = held.assign(identity=rng.permutation(held["identity"].to_numpy()))
     assert holdout_auc(model, images, shuffled, torch.device("cpu"), seed=1, pairs=200) < 0.9
     assert holdout_auc(model, images, held.iloc[:3], torch.device("cpu"), 1) is None
+
+
+def test_plateau_run_resumes_bit_identically(shard, tmp_path):
+    # a checkpoint mid-window: the window's losses travel in the checkpoint
+    torch.set_num_threads(1)
+    run = {**RUN, "schedule": "plateau", "plateau_patience": 0, "iterations": 12,
+           "log_every": 4, "checkpoint_every": 6}
+    straight = train("r", run, shard, tmp_path / "a.pt", tmp_path / "a.json", tmp_path / "a",
+                     "cpu")
+    train("r", {**run, "iterations": 6}, shard, tmp_path / "m.pt", tmp_path / "m.json",
+          tmp_path / "b", "cpu")
+    resumed = train("r", run, shard, tmp_path / "b.pt", tmp_path / "b.json", tmp_path / "b",
+                    "cpu")
+    assert resumed["final_loss"] == straight["final_loss"]
+    a, b = _weights(tmp_path / "a.pt"), _weights(tmp_path / "b.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    # plateau windows are part of the trajectory: another log_every starts afresh
+    assert checkpoint.load(tmp_path / "b")["step"] == 12
+    with pytest.raises(ValueError, match="past this run's iterations"):
+        train("r", {**run, "iterations": 8}, shard, tmp_path / "c.pt", tmp_path / "c.json",
+              tmp_path / "b", "cpu")
+
+
+@pytest.mark.parametrize("sampler, options, world, ok", [
+    ("pair", {}, 4, True), ("pair", {}, 8, False),
+    ("identity", {"images_per_identity": 4}, 2, True),
+    ("identity", {"images_per_identity": 4}, 4, False), ("shuffle", {}, 3, False)])
+def test_ddp_slices_keep_pairs_and_groups_whole(sampler, options, world, ok):
+    run = {**RUN, "sampler": sampler, "sampler_options": options}      # batch_size 8
+    if ok:
+        _check_share(run, world)
+    else:
+        with pytest.raises(ValueError, match="whole multiple"):
+            _check_share(run, world)

@@ -57,15 +57,20 @@ def hold_out_identities(manifest: pd.DataFrame, identities: int, seed: int,
 
     DeepID2+ trains Joint Bayesian on 2,000 people held out from net training. Only people
     with at least ``min_images`` kept images are eligible, because a class with one image
-    carries no within-person information. The choice is a seeded permutation of the eligible
-    names in sorted order, so it depends only on the data and the seed.
+    carries no within-person information, and only people whose images are all in split
+    ``train``, so that no test or validation image is ever moved. The choice is a seeded
+    permutation of the eligible names in sorted order: it depends only on the data and seed.
     """
     kept = manifest[manifest["status"] == "kept"]
     sizes = kept.groupby("identity").size()
-    eligible = np.sort(sizes.index[sizes >= min_images].to_numpy(dtype=str))
+    # people with any non-training image (a test or validation split) are never moved
+    training_only = kept.groupby("identity")["split"].agg(lambda s: (s == "train").all())
+    eligible = np.sort(sizes.index[(sizes >= min_images)
+                                   & training_only.reindex(sizes.index)].to_numpy(dtype=str))
     if identities > len(eligible):
         raise ValueError(f"holdout asks for {identities} identities but only {len(eligible)} "
-                         f"have >= {min_images} kept images; lower holdout.identities")
+                         f"have >= {min_images} kept images, all in split train; lower "
+                         f"holdout.identities")
     chosen = np.random.default_rng(seed).permutation(eligible)[:identities]
     out = manifest.copy()
     out.loc[out["identity"].isin(chosen), "split"] = HOLDOUT

@@ -88,7 +88,7 @@ def _encode(codes: np.ndarray, bits: int) -> np.ndarray:
     """The representation :func:`_distance` works on: thermometer words or the raw values."""
     n = codes.shape[1]
     if not _use_thermometer(n, bits):
-        return codes.astype(np.int16)
+        return codes.astype(np.int32)      # differences of up-to-31-bit values fit
     width = 2**bits - 1
     ones = (np.arange(width) < codes[:, :, None]).reshape(len(codes), n * width)
     padded = np.zeros((len(codes), -(-n * width // _WORD) * _WORD), bool)

@@ -57,6 +57,8 @@ from fractions import Fraction
 import faiss
 import numpy as np
 
+from facerepro.evaluation.verification import unit_rows
+
 
 @dataclass(frozen=True, eq=False)
 class ClosedSetSplit:
@@ -231,10 +233,7 @@ def dir_at_far(genuine_similarity: np.ndarray, genuine_ids: np.ndarray, gallery_
 
 def _cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) cosine similarities, in float64."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
-    return a @ b.T
+    return unit_rows(np.asarray(a, float)) @ unit_rows(np.asarray(b, float)).T
 
 
 def closed_set_identification(features: np.ndarray, identities: np.ndarray,

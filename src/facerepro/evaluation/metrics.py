@@ -61,6 +61,7 @@ class MetricsError(ValueError):
 
 
 def validate(payload: dict, where: str = "metrics") -> dict:
+    """``payload`` itself when it follows :data:`SCHEMA`, else MetricsError naming the keys."""
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(payload),
                     key=lambda e: list(e.absolute_path))
     if errors:
@@ -81,4 +82,5 @@ def write(dest: str | Path, run: str, protocol: str, kind: str, scorers: dict[st
 
 
 def read(path: str | Path) -> dict:
+    """A metrics file, checked against :data:`SCHEMA`."""
     return validate(json.loads(Path(path).read_text()), str(path))

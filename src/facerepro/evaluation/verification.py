@@ -29,13 +29,14 @@ from sklearn.metrics import roc_auc_score, roc_curve
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of two (N, d) arrays."""
-    return np.einsum("ij,ij->i", _unit(a), _unit(b))
+    return np.einsum("ij,ij->i", unit_rows(a), unit_rows(b))
 
 
 def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,6 +92,7 @@ def far_threshold(different_scores: np.ndarray, far: float) -> float:
 
 
 def equal_error_rate(same: np.ndarray, scores: np.ndarray) -> float:
+    """The rate at which false accepts equal false rejects, interpolated along the ROC."""
     fpr, tpr, _ = roc_curve(same, scores)
     gap = fpr - (1 - tpr)                             # rises from -1 to +1 along the ROC
     i = int(np.argmax(gap >= 0))
@@ -182,7 +184,7 @@ def set_scores(features: np.ndarray, set_ids: np.ndarray, order: np.ndarray,
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"set metric must be cosine or euclidean, not {metric!r}")
-    x = _unit(features) if metric == "cosine" else np.asarray(features, np.float64)
+    x = unit_rows(features) if metric == "cosine" else np.asarray(features, np.float64)
     frame = pd.DataFrame({"set": set_ids, "order": order}).sort_values(["set", "order"],
                                                                          kind="stable")
     first = frame[frame.groupby("set").cumcount() < n_frames]

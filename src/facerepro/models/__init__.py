@@ -31,7 +31,8 @@ def to_input(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Ten
     x = np.array(batch, np.float32)            # a copy: normalised in place below
     x -= 127.5
     x /= 128.0
-    return torch.from_numpy(x).permute(0, 3, 1, 2).to(device)
+    # contiguous NCHW, so the `channels_last` switch is what decides the memory format
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
 
 
 def save(model: nn.Module, net: str, input_size: tuple[int, int], dest: str | Path) -> None:

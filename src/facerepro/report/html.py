@@ -17,8 +17,9 @@ from facerepro.evaluation.metrics import read as read_metrics
 from facerepro.report.figures import roc_png
 
 TEMPLATES = Path(__file__).parent / "templates"
-# Settings that change what is measured or logged, not the method: never a deviation.
-REPORTING_ONLY = {"eval_every", "log_every", "checkpoint_every", "scorers", "fars"}
+# Settings that change what is measured or logged, or only the speed: never a deviation.
+REPORTING_ONLY = {"eval_every", "log_every", "checkpoint_every", "scorers", "fars", "gpus",
+                  "amp", "compile", "channels_last"}
 
 
 def _data_uri(png: bytes) -> str:

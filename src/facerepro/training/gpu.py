@@ -69,6 +69,29 @@ def lease(n: int, lock_dir: str | Path, device_count: int | None = None, poll_s:
         _release(held)
 
 
+def visible_gpus() -> int:
+    """How many GPUs this process may use, without initialising CUDA.
+
+    A scheduler's ``CUDA_VISIBLE_DEVICES`` decides when set; otherwise torch counts devices
+    through NVML, which leaves CUDA uninitialised, so a lease taken afterwards still binds.
+    """
+    if VISIBLE in os.environ:
+        return len([d for d in os.environ[VISIBLE].split(",") if d.strip()])
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def uses_cuda(device: str) -> bool:
+    """Whether ``device`` (cpu | cuda | auto) means CUDA here; never initialises CUDA, so a
+    GPU lease taken afterwards still decides which devices this process sees."""
+    if device == "cpu":
+        return False
+    if device == "cuda":
+        return True
+    return visible_gpus() > 0
+
+
 def _scheduled(n: int) -> list[str]:
     visible = [device.strip() for device in os.environ[VISIBLE].split(",") if device.strip()]
     if n > len(visible):

@@ -28,13 +28,16 @@ LOCK_DIR = os.environ.get("FACEREPRO_GPU_LOCKS", "/tmp/facerepro-gpu-locks")
 
 @contextmanager
 def leased_device(device: str, gpus: int = 1) -> Iterator[torch.device]:
-    """The device to use, holding a lease on ``gpus`` GPUs while on CUDA."""
-    dev = resolve_device(device)
-    if dev.type != "cuda":
-        yield dev
+    """The device to use, holding a lease on ``gpus`` GPUs while on CUDA.
+
+    The lease sets ``CUDA_VISIBLE_DEVICES`` before anything touches CUDA, so ``cuda:0`` is the
+    first leased GPU.
+    """
+    if not gpu.uses_cuda(device):
+        yield torch.device("cpu")
         return
     with gpu.lease(gpus, LOCK_DIR):
-        yield torch.device("cuda", 0)
+        yield resolve_device("cuda")
 
 
 def run_job(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Path,
@@ -42,6 +45,7 @@ def run_job(run_name: str, run: dict, shard_dir: str | Path, model_path: str | P
     args = [run_name, run, str(shard_dir), str(model_path), str(info_path),
             str(checkpoint_dir), device]
     with leased_device(device, run["gpus"]) as dev:
+        args[-1] = dev.type          # resolved once, under the lease
         if dev.type == "cuda" and run["gpus"] > 1:
             torchrun(run["gpus"], args)
         else:

@@ -30,10 +30,13 @@ class Batch:
     sampler_state: dict
 
 
+FLIP_STREAM = 0x666C6970        # "flip": keeps these draws apart from the samplers' streams
+
+
 def flip_mask(batch_size: int, seed: int, step: int) -> np.ndarray:
     """Which rows of global batch ``step`` are mirrored: keyed by (seed, step), so a resumed
     run and every DDP rank agree without sharing a generator."""
-    return np.random.default_rng([seed, step]).random(batch_size) < 0.5
+    return np.random.default_rng([seed, step, FLIP_STREAM]).random(batch_size) < 0.5
 
 
 class BatchLoader:

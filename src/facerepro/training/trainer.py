@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,10 +38,21 @@ from facerepro.data.protocols import HOLDOUT
 from facerepro.training import checkpoint, samplers
 from facerepro.training.loader import BatchLoader
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from dvclive import Live
 
-# Keys that do not change the trajectory so far: extending a run is a valid resume.
+log = logging.getLogger(__name__)
+LIVE_DIR = "dvclive"            # beside the checkpoints: results/models/{run}/dvclive
+
+# Keys that do not change the trajectory so far: extending a run is a valid resume. The
+# plateau schedule steps on logging windows, so for it ``log_every`` shapes the run.
 RESUMABLE_KEYS = ("iterations", "log_every", "checkpoint_every", "eval_every")
+
+
+def resumable_keys(run: dict) -> tuple[str, ...]:
+    if run["schedule"] == "plateau":
+        return tuple(k for k in RESUMABLE_KEYS if k != "log_every")
+    return RESUMABLE_KEYS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,8 +100,10 @@ def build_optimizer(run: dict, params: list[nn.Parameter]) -> torch.optim.Optimi
                            weight_decay=run["weight_decay"])
 
 
-def build_schedule(run: dict, optimizer: torch.optim.Optimizer):
-    """Stepped every iteration (``step``) or every logging window on its mean loss."""
+def build_schedule(run: dict, optimizer: torch.optim.Optimizer
+                   ) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped every iteration (``step``), or after every full logging window on the window's
+    mean loss over all ranks (``plateau``)."""
     if run["schedule"] == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=0.1, patience=run["plateau_patience"])
@@ -111,7 +126,7 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
         model.fit(models.to_input(images[np.sort(fit_rows)]).numpy(), seed=run["seed"])
         stats = {"steps": 0, "final_loss": None}
     else:
-        settings = {k: v for k, v in run.items() if k not in RESUMABLE_KEYS}
+        settings = {k: v for k, v in run.items() if k not in resumable_keys(run)}
         fingerprint = digest([settings, sha256_of(Path(shard_dir) / IMAGES),
                               sha256_of(Path(shard_dir) / INDEX)])
         stats = _fit(run, model, images, positions, labels, dev, Path(checkpoint_dir),
@@ -162,7 +177,10 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     schedule = build_schedule(run, optimizer)
     sampler = samplers.build(run["sampler"], labels, run["batch_size"], run["seed"],
                              **run["sampler_options"])
+    if world > 1:
+        _check_share(run, world)
     step = 0
+    window: list[float] = []
     state = checkpoint.load(checkpoint_dir)
     if state is not None and state["fingerprint"] != fingerprint:
         log.warning("checkpoint in %s was made for other data or settings; starting afresh",
@@ -174,8 +192,15 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
         schedule.load_state_dict(state["schedule"])
         sampler.load_state_dict(state["sampler"])
         _set_rng_state(state["rng"], dev)
-        step = int(state["step"])
+        step, window = int(state["step"]), list(state["window"])
+        if step > run["iterations"]:
+            raise ValueError(f"the checkpoint in {checkpoint_dir} is at step {step}, past this "
+                             f"run's iterations ({run['iterations']}); raise iterations or "
+                             f"delete the checkpoint directory to train afresh")
         log.info("resumed from %s at step %d", checkpoint_dir, step)
+    elif rank == 0:
+        # a fresh run must not append to the series of the run it replaces
+        shutil.rmtree(checkpoint_dir.parent / LIVE_DIR, ignore_errors=True)
 
     if run["channels_last"]:
         model.to(memory_format=torch.channels_last)
@@ -191,7 +216,6 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     live = _live(checkpoint_dir, run) if rank == 0 else None
     loader = BatchLoader(images, positions, labels, sampler, step, run["iterations"],
                          run["flip"], run["seed"], rank, world)
-    window: list[float] = []
     final_loss: float | None = None
     window_start, window_images, compute_s = time.perf_counter(), 0, 0.0
     objective.train()
@@ -218,10 +242,11 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
         compute_s += time.perf_counter() - tick
         window_images += len(batch.y) * world
         step = batch.step + 1
-        if step % run["log_every"] == 0 or step == run["iterations"]:
-            final_loss = float(np.mean(window))
+        full_window = step % run["log_every"] == 0
+        if full_window or step == run["iterations"]:
+            final_loss = _mean_over_ranks(window, dev, world)
             window.clear()
-            if run["schedule"] == "plateau":
+            if run["schedule"] == "plateau" and full_window:
                 schedule.step(final_loss)
             speed = window_images / (time.perf_counter() - window_start)
             lr = optimizer.param_groups[0]["lr"]
@@ -242,7 +267,8 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
             checkpoint.save(checkpoint_dir, {
                 "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "sampler": batch.sampler_state,
-                "rng": _rng_state(dev), "step": step, "fingerprint": fingerprint})
+                "rng": _rng_state(dev), "step": step, "window": list(window),
+                "fingerprint": fingerprint})
     if live is not None:
         live.end()
     model.eval()
@@ -250,17 +276,40 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
             "compute_s": round(compute_s, 2), "data_wait_s": round(loader.wait_s, 2)}
 
 
-def _live(checkpoint_dir: Path, run: dict):
+def _check_share(run: dict, world: int) -> None:
+    """Each rank trains on a contiguous slice of the global batch: keep pairs and P x K groups
+    whole."""
+    share, remainder = divmod(run["batch_size"], world)
+    group = {"pair": 2, "identity": run["sampler_options"].get("images_per_identity", 1)}
+    unit = group.get(run["sampler"], 1)
+    if remainder or share % unit:
+        raise ValueError(f"batch_size {run['batch_size']} over {world} GPUs gives slices of "
+                         f"{run['batch_size'] / world:g} images, which must be a whole multiple "
+                         f"of {unit} for the {run['sampler']} sampler; change batch_size or gpus")
+
+
+def _mean_over_ranks(values: list[float], dev: torch.device, world: int) -> float:
+    """The window's mean loss over every rank's share, so all ranks take the same plateau
+    decisions (and the log shows the global batch's loss)."""
+    mean = float(np.mean(values))
+    if world == 1:
+        return mean
+    t = torch.tensor([mean], dtype=torch.float64, device=dev)
+    torch.distributed.all_reduce(t)
+    return float(t.item()) / world
+
+
+def _live(checkpoint_dir: Path, run: dict) -> Live:
     """DVCLive writer next to the checkpoints; resumes its step count with the run."""
     from dvclive import Live  # imported late: only training processes need it
 
-    live = Live(str(checkpoint_dir.parent / "dvclive"), dvcyaml=None, save_dvc_exp=False,
+    live = Live(str(checkpoint_dir.parent / LIVE_DIR), dvcyaml=None, save_dvc_exp=False,
                 resume=True)
     live.log_params({k: v for k, v in run.items() if not isinstance(v, dict)})
     return live
 
 
-def _log_live(live, step: int, values: dict[str, float]) -> None:
+def _log_live(live: Live | None, step: int, values: dict[str, float]) -> None:
     if live is None:
         return
     live.step = step
