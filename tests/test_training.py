@@ -52,6 +52,13 @@ def _weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+def assert_same_weights(path_a, path_b):
+    a, b = _weights(path_a), _weights(path_b)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
 def test_killed_run_resumes_exactly(shard, tmp_path, caplog):
     torch.set_num_threads(1)
     full = tmp_path / "full"
@@ -66,10 +73,7 @@ def test_killed_run_resumes_exactly(shard, tmp_path, caplog):
         train("r", RUN, shard, part / "model.pt", part / "model.json", part / "ckpt", "cpu")
     assert "at step 6" in caplog.text
 
-    a, b = _weights(full / "model.pt"), _weights(part / "model.pt")
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert_same_weights(full / "model.pt", part / "model.pt")
     info = json.loads((full / "model.json").read_text())
     assert info["steps"] == 8 and info["train_images"] == 36 and info["classes"] == 5
 
@@ -106,9 +110,7 @@ def test_checkpoint_of_other_data_is_not_resumed(shard, tmp_path):
     changed = {**RUN, "lr": 0.01}
     train("r", changed, shard, tmp_path / "b.pt", tmp_path / "b.json", ckpt, "cpu")
     train("r", changed, shard, tmp_path / "c.pt", tmp_path / "c.json", tmp_path / "new", "cpu")
-    a, b = _weights(tmp_path / "b.pt"), _weights(tmp_path / "c.pt")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert_same_weights(tmp_path / "b.pt", tmp_path / "c.pt")
 
 
 def _train_in_subprocess(run, shard, out):
@@ -144,9 +146,7 @@ def test_sigkilled_run_resumes_bit_identically(shard, tmp_path):
     info = train("r", run, shard, killed / "model.pt", killed / "model.json", killed / "ckpt",
                  "cpu")
     assert info["steps"] == run["iterations"]
-    a, b = _weights(straight / "model.pt"), _weights(killed / "model.pt")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert_same_weights(straight / "model.pt", killed / "model.pt")
 
 
 def test_ddp_on_two_cpu_workers_matches_one_process(shard, tmp_path):
@@ -246,9 +246,7 @@ def test_plateau_run_resumes_bit_identically(shard, tmp_path):
     resumed = train("r", run, shard, tmp_path / "b.pt", tmp_path / "b.json", tmp_path / "b",
                     "cpu")
     assert resumed["final_loss"] == straight["final_loss"]
-    a, b = _weights(tmp_path / "a.pt"), _weights(tmp_path / "b.pt")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert_same_weights(tmp_path / "a.pt", tmp_path / "b.pt")
     # plateau windows are part of the trajectory: another log_every starts afresh
     assert checkpoint.load(tmp_path / "b")["step"] == 12
     with pytest.raises(ValueError, match="past this run's iterations"):

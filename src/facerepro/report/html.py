@@ -91,8 +91,7 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
     for (run, protocol), path in sorted(metrics.items()):
         spec, settings = config["runs"][run], config["protocols"][protocol]
         payload = read_metrics(path)
-        row = {"run": run, "method": spec["method"], "net": spec["net"],
-               "template": spec["template"], "protocol": protocol}
+        row = {"run": run, "template": spec["template"], "protocol": protocol}
         for scorer, m in payload["scorers"].items():
             v = m["values"]
             if payload["kind"] == "lfw_identification":
