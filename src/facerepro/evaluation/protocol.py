@@ -14,6 +14,7 @@ from facerepro import features
 from facerepro.data.download import sha256_of
 from facerepro.data.protocols import read_pairs
 from facerepro.evaluation import metrics
+from facerepro.evaluation.analysis import binarize
 from facerepro.evaluation.identification import (
     closed_set_identification,
     closed_set_split,
@@ -24,7 +25,7 @@ from facerepro.evaluation.joint_bayesian import JointBayesian
 from facerepro.evaluation.verification import SCORERS, Scorer, verify_pairs
 
 # Joint Bayesian on the real-valued features, and on the binarised codes (DeepID2+ Table 4).
-JB_SCORERS = {"joint_bayesian": lambda x: x, "joint_bayesian_binary": lambda x: x > 0}
+JB_SCORERS = {"joint_bayesian": lambda x: x, "joint_bayesian_binary": binarize}
 
 
 def joint_bayesian_scorer(name: str, options: dict, train_path: str | Path) -> Scorer:

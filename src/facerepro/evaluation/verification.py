@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from facerepro.evaluation.analysis import binarize
+
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -51,7 +53,7 @@ def l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Minus the Hamming distance of the codes ``x > 0`` (DeepID2+ binarised features)."""
-    return -((a > 0) != (b > 0)).sum(1).astype(np.float64)
+    return -(binarize(a) != binarize(b)).sum(1).astype(np.float64)
 
 
 SCORERS: dict[str, Scorer] = {"cosine": cosine, "euclidean": euclidean, "l1": l1,

@@ -114,6 +114,7 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
           info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto") -> dict:
     """Train one run; returns what is written to ``model.json`` (rank 0 writes the files)."""
     started = time.time()
+    rank, world = _world()
     dev = resolve_device(device)
     torch.manual_seed(run["seed"])
     images, index = read_shard(shard_dir)
@@ -134,8 +135,8 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
     info = {"run": run_name, "config_digest": digest(run), "config": run,
             "commit": git_commit(), **stats, "train_images": len(positions),
             "classes": int(labels.max()) + 1, "device": str(dev),
-            "world_size": _world()[1], "wall_time_s": round(time.time() - started, 1)}
-    if _world()[0] == 0:
+            "world_size": world, "wall_time_s": round(time.time() - started, 1)}
+    if rank == 0:
         models.save(model.cpu(), run["net"], input_size, model_path)
         write_json(info_path, info)
     return info
