@@ -1,5 +1,8 @@
 # Helpers shared by the rules: what the config asks for, as artifact paths.
+from facerepro.config import evaluations
 from facerepro.data import registry
+from facerepro.evaluation.protocol import protocol_view
+from facerepro.features import View
 from facerepro.training import gpu
 
 
@@ -10,7 +13,7 @@ wildcard_constraints:
     evalset="[^/]+/[^/]+",
     template="[a-z0-9_]+",
     run="[^/]+",
-    subset="[a-z]+",
+    view="[a-z]+(~[a-z0-9_.]+)*",
     protocol="[^/]+",
 
 
@@ -34,10 +37,16 @@ def aligned_shard(dataset, template):
     return [paths.aligned_images(dataset, template), paths.aligned_index(dataset, template)]
 
 
+def view_template(run, view):
+    """The crop a features view of a run reads: the view's own, else the run's."""
+    return View.parse(view).template or config["runs"][run]["template"]
+
+
 def evaluate_inputs(wc):
     """A protocol's features, its dataset's files, and the Joint Bayesian training features."""
     protocol = config["protocols"][wc.protocol]
-    inputs = {"features": paths.features(wc.run, protocol["dataset"], "all"),
+    inputs = {"features": paths.features(wc.run, protocol["dataset"],
+                                         protocol_view(protocol).name),
               "extracted": paths.extracted_marker(protocol["dataset"])}
     if any(s.startswith("joint_bayesian") for s in protocol["scorers"]):
         inputs["jb_train"] = paths.features(wc.run, protocol["joint_bayesian"]["train"],
@@ -47,13 +56,13 @@ def evaluate_inputs(wc):
 
 def needed_shards():
     """(dataset, template) of every run's training set, evaluation sets and JB training set."""
-    shards = set()
-    for run in config["runs"].values():
-        shards.add((run["train"], run["template"]))
-        for protocol in config["protocols"].values():
-            shards.add((protocol["dataset"], run["template"]))
-            if "joint_bayesian" in protocol:
-                shards.add((protocol["joint_bayesian"]["train"], run["template"]))
+    shards = {(run["train"], run["template"]) for run in config["runs"].values()}
+    for run, name in evaluations(config):
+        protocol = config["protocols"][name]
+        template = config["runs"][run]["template"]
+        shards.add((protocol["dataset"], protocol_view(protocol).template or template))
+        if "joint_bayesian" in protocol:
+            shards.add((protocol["joint_bayesian"]["train"], template))
     return sorted(shards)
 
 
@@ -69,8 +78,7 @@ def report_inputs():
 
 
 def all_metrics():
-    return {(run, protocol): paths.metrics(run, protocol)
-            for run in config["runs"] for protocol in config["protocols"]}
+    return {(run, protocol): paths.metrics(run, protocol) for run, protocol in evaluations(config)}
 
 
 def gpus_per_job(gpus):

@@ -1,23 +1,23 @@
-# Embeddings of an evaluation set (all images, or one split): original and flipped face.
+# Embeddings of an evaluation set as a view names it (all images or one split, the run's crop or
+# another, degraded or not): original and flipped face.
 
 
 rule features:
     input:
         model=paths.model(),
-        shard=lambda wc: aligned_shard(wc.evalset, config["runs"][wc.run]["template"]),
+        shard=lambda wc: aligned_shard(wc.evalset, view_template(wc.run, wc.view)),
     output:
         paths.features(),
     params:
-        split=lambda wc: None if wc.subset == "all" else wc.subset,
         layers=lambda wc: config["runs"][wc.run]["feature_layers"],
         flip_merge=lambda wc: config["runs"][wc.run]["flip_merge"],
         device=config["device"],
     resources:
         gpu=gpus_per_job(1),
     log:
-        paths.log("features", "{run}/{evalset}/{subset}"),
+        paths.log("features", "{run}/{evalset}/{view}"),
     benchmark:
-        paths.benchmark("features", "{run}/{evalset}/{subset}")
+        paths.benchmark("features", "{run}/{evalset}/{view}")
     threads: workflow.cores
     conda:
         "../workflow/envs/facerepro.yaml"

@@ -91,19 +91,22 @@ def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
               if line.strip()}
     config = load(ROOT / "config/config.yaml")
-    runs, protocols = len(config["runs"]), len(config["protocols"])
-    templates = {run["template"] for run in config["runs"].values()}
-    datasets = {run["train"] for run in config["runs"].values()} | {
-        p["dataset"] for p in config["protocols"].values()}
+    runs = config["runs"]
+    evaluated = [(run, p) for p in config["protocols"].values() for run in p.get("runs", runs)]
     jb_sets = {p["joint_bayesian"]["train"] for p in config["protocols"].values()
                if "joint_bayesian" in p}
     assert jb_sets, "the default config scores with Joint Bayesian"
-    assert counts["train"] == runs
-    assert counts["evaluate"] == runs * protocols
-    # each run embeds every protocol dataset's images and every JB set's held-out people
-    evalsets = {p["dataset"] for p in config["protocols"].values()}
-    assert counts["features"] == runs * (len(evalsets) + len(jb_sets))
-    assert counts["align"] == len(templates) * len(datasets)
+    assert counts["train"] == len(runs)
+    assert counts["evaluate"] == len(evaluated)
+    # one features file per run and distinct test view (crop, degradation), plus each JB set's
+    # held-out people
+    views = {(run, p["dataset"], p.get("template"), str(p.get("degrade")))
+             for run, p in evaluated}
+    assert counts["features"] == len(views) + len(runs) * len(jb_sets)
+    crops = {(run["train"], run["template"]) for run in runs.values()} | {
+        (p["dataset"], p.get("template") or runs[run]["template"]) for run, p in evaluated}
+    assert counts["align"] == len(crops)
+    datasets = {d for d, _ in crops}
     assert counts["clean"] == counts["extract"] == len(datasets)
     assert counts["synth_mirror"] == counts["report"] == 1
 
@@ -137,3 +140,57 @@ def test_gpu_jobs_count_their_gpus_only_on_cuda(tmp_path, device, gpus):
         assert f"gpu={wanted}" in job, job
     feature_jobs = [job for job in out.stdout.split("rule ")[1:] if job.startswith("features:")]
     assert feature_jobs and all(f"gpu={gpus}" in job for job in feature_jobs)
+
+
+def test_each_method_gets_its_papers_defaults():
+    from facerepro.config import default_run
+
+    facenet = default_run(method="triplet", net="facenet_nn2", train="synth/casia")
+    assert (facenet["optimizer"], facenet["lr"], facenet["embedding_dim"]) == ("adagrad", 0.05, 128)
+    assert facenet["sampler"] == "identity"
+    assert facenet["sampler_options"] == {"images_per_identity": 40}
+    assert facenet["loss_options"] == {"margin": 0.2, "negatives": "semihard"}
+    assert facenet["net_options"] == {"width": 1.0, "drop_5x5_late": False}
+    sphere = default_run(method="a_softmax", net="sphere4", train="synth/casia")
+    assert (sphere["optimizer"], sphere["lr"], sphere["sampler"]) == ("sgd", 0.1, "shuffle")
+    assert sphere["loss_options"]["m"] == 4 and sphere["loss_options"]["lambda_min"] == 5
+    assert sphere["net_options"] == {"last_relu": False}
+
+
+@pytest.mark.parametrize(("method", "options"), [
+    ("a_softmax", {"m": 5}), ("softmax", {"m": 4}), ("triplet", {"negatives": "easy"}),
+    ("pixels_pca", {"bias": True})])
+def test_loss_options_are_checked_per_method(method, options):
+    config = _raw()
+    config["runs"]["softmax"].update(method=method, loss_options=options)
+    with pytest.raises(ConfigError, match="runs.softmax.loss_options"):
+        validate(config)
+
+
+def test_runs_sharing_a_yaml_anchor_get_their_own_defaults():
+    text = (ROOT / "config/test.yaml").read_text().replace("  facenet:\n", "  facenet: &fn\n")
+    text = text.replace("\nprotocols:", "  facenet_nn1:\n    <<: *fn\n    net: facenet_nn1\n"
+                        "\nprotocols:")
+    config = yaml.safe_load(text)
+    assert config["runs"]["facenet"]["net_options"] is config["runs"]["facenet_nn1"]["net_options"]
+    validate(config)
+    assert config["runs"]["facenet"]["net_options"] == {"width": 0.25, "drop_5x5_late": False}
+    assert config["runs"]["facenet_nn1"]["net_options"] == {"width": 0.25}
+
+
+def test_a_protocol_can_only_name_configured_runs():
+    config = _raw()
+    config["protocols"]["lfw_center_crop"]["runs"] = ["facenet", "nope"]
+    with pytest.raises(ConfigError, match=r"protocols.lfw_center_crop.runs .*\['nope'\]"):
+        validate(config)
+
+
+def test_report_deviations_compare_with_each_methods_paper_values():
+    from facerepro.report.html import deviations
+
+    lines = "\n".join(deviations(load(ROOT / "config/config.yaml")))
+    assert "facenet: " in lines and "lr = 0.002 (paper: 0.05)" in lines
+    assert "sampler_options = {'images_per_identity': 8} (paper: {'images_per_identity': 40})" \
+        in lines
+    assert "optimizer" not in lines          # adagrad is FaceNet's own choice
+    assert "loss_options" not in lines       # every loss keeps its paper values

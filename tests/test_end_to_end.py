@@ -104,3 +104,42 @@ def test_identification_metrics_follow_the_configured_splits(workdir):
     for far in protocol["fars"]:
         assert entry["values"][f"far@far={far:g}"] <= far
     assert "Identification results" in (workdir / paths.report()).read_text()
+
+
+@pytest.mark.e2e
+def test_protocols_run_only_on_their_runs_and_views(workdir):
+    config = load(workdir / "config/test.yaml")
+    metrics = {p.relative_to(workdir / "results/metrics").as_posix()
+               for p in (workdir / "results/metrics").rglob("*.json")}
+    expected = {f"{run}/{protocol}.json" for protocol, spec in config["protocols"].items()
+                for run in spec.get("runs") or config["runs"]}
+    assert metrics == expected
+    # the center-crop and JPEG views of the FaceNet run are their own features files
+    lfw = workdir / "results/features/facenet/synth/lfw"
+    clean, jpeg = np.load(lfw / "all.npz"), np.load(lfw / "all~jpeg10.npz")
+    center = np.load(lfw / "all~center_112x96.npz")
+    np.testing.assert_array_equal(clean["image_id"], jpeg["image_id"])
+    assert not np.allclose(clean["features"], jpeg["features"])
+    assert not np.allclose(clean["features"], center["features"])
+    assert (workdir / paths.aligned_index("synth/lfw", "center_112x96")).exists()
+    assert (workdir / paths.aligned_index("synth/casia", "box_112x96")).exists()
+
+
+@pytest.mark.e2e
+def test_clustering_and_angular_fisher_metrics(workdir):
+    c = read_metrics(workdir / paths.metrics("facenet", "lfw_clustering"))["scorers"]["cosine"]
+    assert 0 <= c["values"]["f_measure"] <= 1 and 0 <= c["values"]["nmi"] <= 1
+    assert c["n"]["clusters"] == c["n"]["identities"]          # the oracle count
+    a = read_metrics(workdir / paths.metrics("sphereface_m4", "lfw_angular_fisher"))
+    values = a["scorers"]["angular"]["values"]
+    assert values["afs"] == pytest.approx(values["s_w"] / values["s_b"])
+
+
+@pytest.mark.e2e
+def test_report_has_the_paper_tables_with_checked_claims(workdir):
+    html = (workdir / paths.report()).read_text()
+    for heading in ("SphereFace", "FaceNet", "Table 3: the angular margin m",
+                    "Table 6: ablation", "Clustering the test identities"):
+        assert heading in html
+    assert "A-Softmax m=4 &gt; m=1 &gt; original softmax" in html
+    assert html.count('class="not-run"') > 0          # the ablations are not in test.yaml

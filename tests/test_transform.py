@@ -63,3 +63,40 @@ def test_warp_puts_a_marked_pixel_on_its_template_point():
     y, x = np.unravel_index(np.argmax(crop[..., 0]), crop.shape[:2])
     mapped = transform.apply(transform.umeyama(src, t.points), src[:1])[0]
     assert abs(x - mapped[0]) <= 1 and abs(y - mapped[1]) <= 1
+
+
+def test_scale_shift_recovers_a_known_box_and_never_rotates():
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 100, (5, 2))
+    dst = 0.7 * src + [4.0, -9.0]
+    m = transform.scale_shift(src, dst)
+    np.testing.assert_allclose(m, [[0.7, 0, 4.0], [0, 0.7, -9.0]], atol=1e-12)
+    # a rotated face is only scaled and shifted: the fit keeps the off-diagonal at zero
+    angle = np.deg2rad(20)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    m = transform.scale_shift(src, src @ rot.T)
+    assert m[0, 1] == 0 and m[1, 0] == 0 and m[0, 0] == m[1, 1]
+
+
+def test_scale_shift_is_least_squares_among_scale_shift_maps():
+    rng = np.random.default_rng(4)
+    src, dst = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    m = transform.scale_shift(src, dst)
+    best = np.sum((transform.apply(m, src) - dst) ** 2)
+    for _ in range(200):
+        s, t = m[0, 0] + rng.normal(scale=0.1), m[:, 2] + rng.normal(scale=0.1, size=2)
+        assert np.sum((s * src + t - dst) ** 2) >= best
+
+
+def test_box_template_crops_without_rotation():
+    from facerepro.align.aligner import transforms_for
+
+    t = transform.get_template("box_112x96")
+    angle = np.deg2rad(15)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    tilted = (t.points - t.points.mean(0)) @ rot.T * 2 + [300, 200]
+    box, similarity = (transforms_for(tilted[None], tmpl)[0]
+                       for tmpl in (t, transform.get_template("sphere_112x96")))
+    assert box[0, 1] == 0 and box[1, 0] == 0
+    np.testing.assert_allclose(transform.apply(similarity, tilted), t.points, atol=1e-9)
+    assert np.abs(transform.apply(box, tilted) - t.points).max() > 1

@@ -75,6 +75,11 @@ def validate(config: dict, source: str = "config", schema: dict | None = None) -
 
     Raises :class:`ConfigError` naming the offending key path and the file it came from.
     """
+    # YAML merge keys (`<<: *run`) share nested mappings between entries: filling one run's
+    # defaults must not change another's, so every entry gets its own copy first.
+    unshared = json.loads(json.dumps(config))
+    config.clear()
+    config.update(unshared)
     validator = _Validator(schema or load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -112,6 +117,10 @@ def _check_references(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: holdout.{dataset} is not a dataset of this config; "
                               f"known: {sorted(known)}")
     for name, protocol in config.get("protocols", {}).items():
+        unknown = sorted(set(protocol.get("runs") or ()) - set(config.get("runs", {})))
+        if unknown:
+            raise ConfigError(f"{source}: protocols.{name}.runs names runs this config does not "
+                              f"have: {unknown}; known: {sorted(config.get('runs', {}))}")
         wants_jb = any(s.startswith("joint_bayesian") for s in protocol["scorers"])
         jb_train = protocol.get("joint_bayesian", {}).get("train")
         if wants_jb and jb_train not in config.get("holdout", {}):
@@ -119,6 +128,17 @@ def _check_references(config: dict, source: str) -> None:
                 f"{source}: protocols.{name} scores with Joint Bayesian, which trains on held-out "
                 f"identities: set protocols.{name}.joint_bayesian.train to a dataset listed "
                 f"under holdout (now {jb_train!r}; holdout: {sorted(config.get('holdout', {}))})")
+
+
+def applicable_properties(node: dict, instance: dict) -> dict:
+    """The property schemas that apply to ``instance``: ``node``'s own, overlaid by those of each
+    ``allOf`` branch whose ``if`` it meets (a run's method and net bring their own defaults)."""
+    props = {k: dict(v) for k, v in node.get("properties", {}).items()}
+    for branch in node.get("allOf", []):
+        if jsonschema.Draft202012Validator(branch["if"]).is_valid(instance):
+            for name, sub in branch["then"].get("properties", {}).items():
+                props[name] = {**props.get(name, {}), **sub}
+    return props
 
 
 def default_run(**settings: Any) -> dict:
@@ -142,6 +162,13 @@ def dataset_names(config: dict) -> list[str]:
     """Every ``source/part`` dataset the configured sources provide, e.g. ``synth/lfw``."""
     return [f"{source}/{part}" for source, spec in config["datasets"].items()
             for part in parts_of(spec)]
+
+
+def evaluations(config: dict) -> list[tuple[str, str]]:
+    """Every (run, protocol) the config evaluates: each protocol on its ``runs`` (all if
+    absent)."""
+    return [(run, name) for name, protocol in config["protocols"].items()
+            for run in protocol.get("runs") or config["runs"]]
 
 
 def digest(obj: Any) -> str:

@@ -5,22 +5,77 @@ two, ``none`` keeps the original only. DeepID2+ reads several layers (FC-1..FC-4
 each requested module's output is captured by a forward hook. The npz stores every layer as
 ``layer.<name>``, the first (or the net's output) also as ``features``, and which image each
 row is, so protocols can look rows up by ``image_id``.
+
+A :class:`View` names which images and how they are shown to the net: a subset (``all`` or a
+split such as ``holdout``), optionally another crop template than the run's own (FaceNet's
+center crop vs aligned test faces) and a test-time degradation (FaceNet Table 4). Its ``name``
+(``all``, ``all~center_112x96``, ``all~jpeg10``, ``all~res0.033``) is the features file's name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from facerepro import models
+from facerepro import degrade, models
 from facerepro.align.shards import read_shard
 from facerepro.atomic import atomic_path
 
 OUTPUT = "output"      # the name of the net's own output among the layers
+_JPEG, _RES = re.compile(r"jpeg(\d+)"), re.compile(r"res(\d*\.?\d+)")
+
+
+@dataclass(frozen=True)
+class View:
+    """Which images of an evaluation set (``subset``: all or a split), through which crop
+    ``template`` (None: the run's own), degraded how (None: not at all)."""
+
+    subset: str = "all"
+    template: str | None = None
+    jpeg_quality: int | None = None
+    resolution: float | None = None
+
+    @property
+    def name(self) -> str:
+        parts = [self.subset]
+        if self.template is not None:
+            parts.append(self.template)
+        if self.jpeg_quality is not None:
+            parts.append(f"jpeg{self.jpeg_quality}")
+        if self.resolution is not None:
+            parts.append(f"res{self.resolution:g}")
+        return "~".join(parts)
+
+    @classmethod
+    def parse(cls, name: str) -> View:
+        subset, *tokens = name.split("~")
+        fields: dict = {}
+        for token in tokens:
+            if m := _JPEG.fullmatch(token):
+                fields["jpeg_quality"] = int(m.group(1))
+            elif m := _RES.fullmatch(token):
+                fields["resolution"] = float(m.group(1))
+            else:
+                fields["template"] = token
+        view = cls(subset, **fields)
+        if view.name != name:
+            raise ValueError(f"{name!r} is not a features view name (did you mean "
+                             f"{view.name!r}?)")
+        return view
+
+    def show(self, images: np.ndarray) -> np.ndarray:
+        """The images as this view degrades them."""
+        if self.jpeg_quality is not None:
+            images = degrade.jpeg(images, self.jpeg_quality)
+        if self.resolution is not None:
+            images = degrade.resolution(images, self.resolution)
+        return images
 
 
 def _merge(a: torch.Tensor, b: torch.Tensor, flip_merge: str) -> torch.Tensor:
@@ -71,17 +126,18 @@ def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
 
 
 def extract(model_path: str | Path, shard_dir: str | Path, dest: str | Path,
-            split: str | None = None, layers: Sequence[str] = (), flip_merge: str = "concat",
+            view: View | None = None, layers: Sequence[str] = (), flip_merge: str = "concat",
             batch_size: int = 256, device: torch.device | str = "cpu") -> None:
-    """Features of every image of the shard, or only of those in ``split``."""
+    """Features of the shard's images that ``view`` selects (default: all), as it shows them."""
+    view = view or View()
     model = models.load(model_path, device)
     images, index = read_shard(shard_dir)
-    if split is not None:
-        index = index[index["split"] == split]
+    if view.subset != "all":
+        index = index[index["split"] == view.subset]
         if index.empty:
-            raise ValueError(f"{shard_dir} has no images of split {split!r}")
+            raise ValueError(f"{shard_dir} has no images of split {view.subset!r}")
         images = images[index.index.to_numpy()]
-    feats = embed(model, images, layers, flip_merge, batch_size, device)
+    feats = embed(model, view.show(images), layers, flip_merge, batch_size, device)
     first = next(iter(feats.values()))
     with atomic_path(dest) as tmp:
         np.savez(tmp, features=first, image_id=index["image_id"].to_numpy(dtype=str),

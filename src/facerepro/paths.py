@@ -64,9 +64,10 @@ def checkpoints(run: str = "{run}") -> str:
     return f"{RESULTS}/models/{run}/checkpoints"
 
 
-def features(run: str = "{run}", evalset: str = "{evalset}", subset: str = "{subset}") -> str:
-    """Embeddings of one evaluation set: ``all`` its images, or one split (``holdout``)."""
-    return f"{RESULTS}/features/{run}/{evalset}/{subset}.npz"
+def features(run: str = "{run}", evalset: str = "{evalset}", view: str = "{view}") -> str:
+    """Embeddings of one evaluation set as a :class:`facerepro.features.View` names it:
+    ``all`` its images, one split (``holdout``), another crop, a degradation (``all~jpeg10``)."""
+    return f"{RESULTS}/features/{run}/{evalset}/{view}.npz"
 
 
 def metrics(run: str = "{run}", protocol: str = "{protocol}") -> str:

@@ -19,11 +19,13 @@ INDEX_COLUMNS = ["image_id", "identity", "split", "source", "score", "fallback"]
 
 
 def transforms_for(landmarks: np.ndarray, template: transform.Template) -> np.ndarray:
-    """(N, 2, 3) transforms: one per image, or the mean-landmark one for a fixed centre crop."""
-    if template.per_image:
-        return np.stack([transform.umeyama(p, template.points) for p in landmarks])
-    fixed = transform.umeyama(landmarks.mean(0), template.points)
-    return np.repeat(fixed[None], len(landmarks), axis=0)
+    """(N, 2, 3) transforms: one per image (similarity or box fit), or the mean-landmark one for
+    a fixed centre crop."""
+    if template.fit == "fixed":
+        fixed = transform.umeyama(landmarks.mean(0), template.points)
+        return np.repeat(fixed[None], len(landmarks), axis=0)
+    fit = transform.scale_shift if template.fit == "box" else transform.umeyama
+    return np.stack([fit(p, template.points) for p in landmarks])
 
 
 def _read_rgb(path: Path) -> np.ndarray:

@@ -22,23 +22,26 @@ _SPHERE_112x96 = np.array([
 
 @dataclass(frozen=True)
 class Template:
-    """A crop: its size and where the five landmarks must land.
+    """A crop: its size, where the five landmarks must land, and how they are fitted.
 
-    ``per_image`` False means one fixed transform for the whole dataset (a centre crop placed
-    from the dataset's mean landmarks): the no-alignment baseline.
+    ``fit``: ``similarity`` (rotation, scale, shift per image: SphereFace's alignment); ``box``
+    (scale and shift per image, no rotation: the face box a detector gives, FaceNet's tight
+    crop); ``fixed`` (one transform for the whole dataset, placed from its mean landmarks: the
+    centre-crop baseline without alignment).
     """
 
     name: str
     height: int
     width: int
     points: np.ndarray
-    per_image: bool = True
+    fit: str = "similarity"
 
 
 _TEMPLATES = {
     "sphere_112x96": Template("sphere_112x96", 112, 96, _SPHERE_112x96),
     "sphere_112x112": Template("sphere_112x112", 112, 112, _SPHERE_112x96 + [8.0, 0.0]),
-    "center_112x96": Template("center_112x96", 112, 96, _SPHERE_112x96, per_image=False),
+    "center_112x96": Template("center_112x96", 112, 96, _SPHERE_112x96, fit="fixed"),
+    "box_112x96": Template("box_112x96", 112, 96, _SPHERE_112x96, fit="box"),
 }
 TEMPLATE_NAMES = tuple(_TEMPLATES)
 
@@ -49,7 +52,7 @@ def get_template(name: str, scale: float = 1.0) -> Template:
         raise KeyError(f"unknown template {name!r}; known: {list(_TEMPLATES)}")
     t = _TEMPLATES[name]
     return Template(t.name, round(t.height * scale), round(t.width * scale),
-                    (t.points + 0.5) * scale - 0.5, t.per_image)
+                    (t.points + 0.5) * scale - 0.5, t.fit)
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -73,6 +76,20 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     m = np.empty((2, 3))
     m[:, :2] = scale * rot
     m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def scale_shift(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares uniform scale and translation (no rotation) mapping src to dst, as a 2x3
+    matrix: ``s = sum <p_i - p, q_i - q> / sum |p_i - p|^2``, ``t = q - s p`` (p, q the means)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    sc = src - mu_s
+    scale = float(np.sum(sc * (dst - mu_d)) / np.sum(sc ** 2))
+    m = np.zeros((2, 3))
+    m[0, 0] = m[1, 1] = scale
+    m[:, 2] = mu_d - scale * mu_s
     return m
 
 

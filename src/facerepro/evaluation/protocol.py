@@ -1,7 +1,10 @@
 """Run one configured protocol on a features file and write its metrics with provenance.
 
-Kinds: ``lfw_pairs`` (k-fold verification, any scorer) and ``lfw_identification``
-(closed- and open-set identification, Best-Rowden et al., on our seeded splits).
+Kinds: ``lfw_pairs`` (k-fold verification, any scorer), ``lfw_identification`` (closed- and
+open-set identification, Best-Rowden et al., on our seeded splits), ``clustering``
+(agglomerative clustering of the test identities, FaceNet Sec. 5.7) and ``angular_fisher``
+(SphereFace's angular Fisher score of the test features, Table 6). A protocol's ``template`` and
+``degrade`` keys choose the features :class:`~facerepro.features.View` it reads.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from facerepro import features
 from facerepro.data.download import sha256_of
 from facerepro.data.protocols import read_pairs
 from facerepro.evaluation import metrics
-from facerepro.evaluation.analysis import binarize
+from facerepro.evaluation.analysis import angular_fisher_score, angular_fisher_terms, binarize
+from facerepro.evaluation.clustering import clustering_scores
 from facerepro.evaluation.identification import (
     closed_set_identification,
     closed_set_split,
@@ -23,6 +27,14 @@ from facerepro.evaluation.identification import (
 )
 from facerepro.evaluation.joint_bayesian import JointBayesian
 from facerepro.evaluation.verification import SCORERS, Scorer, verify_pairs
+
+
+def protocol_view(protocol: dict) -> features.View:
+    """The features view a protocol reads: all images, through its crop and degradation."""
+    degrade = protocol.get("degrade", {})
+    return features.View("all", protocol.get("template"), degrade.get("jpeg_quality"),
+                         degrade.get("resolution"))
+
 
 # Joint Bayesian on the real-valued features, and on the binarised codes (DeepID2+ Table 4).
 JB_SCORERS = {"joint_bayesian": lambda x: x, "joint_bayesian_binary": binarize}
@@ -80,6 +92,43 @@ def identification(protocol: dict, feats: np.ndarray, identity: np.ndarray) -> d
                   f"are ours, drawn with seed {protocol['seed']} at the configured sizes."]}}
 
 
+def _people_with(identity: np.ndarray, min_images: int) -> np.ndarray:
+    """Rows of the identities that have at least ``min_images`` images."""
+    names, inverse, counts = np.unique(identity, return_inverse=True, return_counts=True)
+    rows = np.flatnonzero(counts[inverse] >= min_images)
+    if len(np.unique(identity[rows])) < 2:
+        raise ValueError(f"fewer than 2 identities have {min_images} images or more "
+                         f"({len(names)} identities in all); lower min_images")
+    return rows
+
+
+def clustering(protocol: dict, feats: np.ndarray, identity: np.ndarray) -> dict[str, dict]:
+    """Agglomerative clustering (cosine distance) of every image of the identities with at
+    least ``min_images`` images, scored by pairwise F-measure and NMI."""
+    rows = _people_with(identity, protocol["min_images"])
+    threshold = protocol["distance_threshold"]
+    scores = clustering_scores(feats[rows], identity[rows], distance_threshold=threshold,
+                               linkage=protocol["linkage"])
+    notes = [f"{protocol['linkage']} linkage on the cosine distance"]
+    notes.append("stopped at the true number of identities (an oracle count)" if threshold is None
+                 else f"stopped at cosine distance {threshold:g}")
+    n_clusters, n_identities = scores.pop("n_clusters"), scores.pop("n_identities")
+    return {"cosine": {"values": scores,
+                       "n": {"images": len(rows), "identities": int(n_identities),
+                             "clusters": int(n_clusters)},
+                       "notes": notes}}
+
+
+def angular_fisher(protocol: dict, feats: np.ndarray, identity: np.ndarray) -> dict[str, dict]:
+    """AFS = S_w / S_b over the identities with at least ``min_images`` images."""
+    rows = _people_with(identity, protocol["min_images"])
+    s_w, s_b = angular_fisher_terms(feats[rows], identity[rows])
+    afs = angular_fisher_score(feats[rows], identity[rows])    # raises where S_b = 0
+    return {"angular": {"values": {"afs": afs, "s_w": s_w, "s_b": s_b},
+                        "n": {"images": len(rows),
+                              "identities": len(np.unique(identity[rows]))}}}
+
+
 def run_protocol(run: str, name: str, protocol: dict, features_path: str | Path,
                  dataset_root: str | Path, dest: str | Path,
                  jb_train_path: str | Path | None = None) -> dict:
@@ -91,6 +140,10 @@ def run_protocol(run: str, name: str, protocol: dict, features_path: str | Path,
                                provenance)
     elif protocol["kind"] == "lfw_identification":
         scorers = identification(protocol, feats, identity)
+    elif protocol["kind"] == "clustering":
+        scorers = clustering(protocol, feats, identity)
+    elif protocol["kind"] == "angular_fisher":
+        scorers = angular_fisher(protocol, feats, identity)
     else:
         raise ValueError(f"unknown protocol kind {protocol['kind']!r}")
     return metrics.write(dest, run, name, protocol["kind"], scorers, provenance)

@@ -1,13 +1,27 @@
-"""Losses by the method name a run's config gives."""
+"""Losses by the method name a run's config gives; ``loss_options`` are their keyword
+arguments (the schema fills in each method's paper values)."""
 
 from __future__ import annotations
 
 from torch import nn
 
+from facerepro.losses.a_softmax import ASoftmaxLoss
+from facerepro.losses.center import CenterLoss
+from facerepro.losses.ident_verif import IdentVerifLoss
+from facerepro.losses.l_softmax import LSoftmaxLoss
 from facerepro.losses.softmax import SoftmaxLoss
+from facerepro.losses.triplet import TripletLoss
+
+# Losses with a classifier over the training identities take (embedding_dim, num_classes).
+_CLASSIFIERS = {"softmax": SoftmaxLoss, "a_softmax": ASoftmaxLoss, "l_softmax": LSoftmaxLoss,
+                "softmax_contrastive": IdentVerifLoss, "softmax_center": CenterLoss}
 
 
-def build(method: str, embedding_dim: int, num_classes: int) -> nn.Module:
-    if method == "softmax":
-        return SoftmaxLoss(embedding_dim, num_classes)
-    raise KeyError(f"unknown method {method!r}; known: softmax")
+def build(method: str, embedding_dim: int, num_classes: int, options: dict | None = None
+          ) -> nn.Module:
+    options = options or {}
+    if method in _CLASSIFIERS:
+        return _CLASSIFIERS[method](embedding_dim, num_classes, **options)
+    if method == "triplet":
+        return TripletLoss(**options)
+    raise KeyError(f"unknown method {method!r}; known: {', '.join(_CLASSIFIERS)}, triplet")

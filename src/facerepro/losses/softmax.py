@@ -2,7 +2,8 @@
 
     L = -1/B sum_i log( exp(W_{y_i}' f_i + b_{y_i}) / sum_j exp(W_j' f_i + b_j) )
 
-(SphereFace, Eq. 1: the "original softmax" of Table 3.)
+(SphereFace, Eq. 1: the "original softmax" of Table 3.) With ``bias=False`` every b_j = 0:
+step C ("remove biases") of the SphereFace Table 6 ablation.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from torch.nn import functional as F
 class SoftmaxLoss(nn.Module):
     """Linear classifier over training identities plus cross-entropy."""
 
-    def __init__(self, embedding_dim: int, num_classes: int) -> None:
+    def __init__(self, embedding_dim: int, num_classes: int, bias: bool = True) -> None:
         super().__init__()
-        self.classifier = nn.Linear(embedding_dim, num_classes)
+        self.classifier = nn.Linear(embedding_dim, num_classes, bias=bias)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.classifier(embeddings), labels)

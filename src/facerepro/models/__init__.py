@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from facerepro.atomic import atomic_path
+from facerepro.models.facenet import NN1, InceptionNN2
 from facerepro.models.pca import PixelPCA
 from facerepro.models.sphere import SphereNet
 
+_FACENET = {"facenet_nn1": NN1, "facenet_nn2": InceptionNN2}
 
-def build(net: str, input_size: tuple[int, int], embedding_dim: int) -> nn.Module:
-    """A backbone from its config name: ``sphere4``, ``sphere10``, ..., ``pixels_pca``."""
+
+def build(net: str, input_size: tuple[int, int], embedding_dim: int, **options: Any
+          ) -> nn.Module:
+    """A backbone from its config name (``sphere4`` ... ``sphere64``, ``facenet_nn1``,
+    ``facenet_nn2``, ``pixels_pca``) and its ``net_options``."""
     if net.startswith("sphere") and net[6:].isdigit():
-        return SphereNet(int(net[6:]), input_size, embedding_dim)
+        return SphereNet(int(net[6:]), input_size, embedding_dim, **options)
+    if net in _FACENET:
+        return _FACENET[net](input_size, embedding_dim, **options)
     if net == "pixels_pca":
-        return PixelPCA(input_size, embedding_dim)
-    raise KeyError(f"unknown net {net!r}; known: sphere4/10/20/36/64, pixels_pca")
+        return PixelPCA(input_size, embedding_dim, **options)
+    raise KeyError(f"unknown net {net!r}; known: sphere4/10/20/36/64, {', '.join(_FACENET)}, "
+                   f"pixels_pca")
 
 
 def to_input(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -35,9 +44,10 @@ def to_input(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Ten
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
 
 
-def save(model: nn.Module, net: str, input_size: tuple[int, int], dest: str | Path) -> None:
+def save(model: nn.Module, net: str, input_size: tuple[int, int], dest: str | Path,
+         options: dict | None = None) -> None:
     """Weights plus what :func:`load` needs to rebuild the net, written atomically."""
-    blob = {"net": net, "input_size": list(input_size),
+    blob = {"net": net, "input_size": list(input_size), "options": options or {},
             "embedding_dim": model.embedding_dim, "state_dict": model.state_dict()}
     with atomic_path(dest) as tmp:
         torch.save(blob, tmp)
@@ -45,6 +55,7 @@ def save(model: nn.Module, net: str, input_size: tuple[int, int], dest: str | Pa
 
 def load(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     blob = torch.load(path, map_location=device, weights_only=True)
-    model = build(blob["net"], tuple(blob["input_size"]), blob["embedding_dim"])
+    model = build(blob["net"], tuple(blob["input_size"]), blob["embedding_dim"],
+                  **blob["options"])
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval()

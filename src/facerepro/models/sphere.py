@@ -4,6 +4,7 @@ Each of the four stages is one stride-2 3x3 conv followed by ``units[i]`` residu
 two 3x3 convs, all with PReLU; widths 64, 128, 256, 512; then FC1 (512-d). As in the paper
 there is no nonlinearity after FC1 ("remove the ReLU before FC1"). The 4-layer net is
 units (0, 0, 0, 0); 10: (0, 1, 2, 0); 20: (1, 2, 4, 1); 36: (2, 4, 8, 2); 64: (3, 8, 16, 3).
+``last_relu`` puts a ReLU after FC1 back: the plain CNN "A" of the paper's Table 6 ablation.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class SphereNet(nn.Module):
     """SphereFace-style net mapping (B, 3, H, W) to (B, embedding_dim)."""
 
     def __init__(self, depth: int = 4, input_size: tuple[int, int] = (112, 96),
-                 embedding_dim: int = 512) -> None:
+                 embedding_dim: int = 512, last_relu: bool = False) -> None:
         super().__init__()
         if depth not in DEPTH_UNITS:
             raise ValueError(f"SphereNet depth {depth} not in {sorted(DEPTH_UNITS)}")
@@ -49,6 +50,7 @@ class SphereNet(nn.Module):
             height, width = _halve(height), _halve(width)
         self.trunk = nn.Sequential(*layers)
         self.fc1 = nn.Linear(channels * height * width, embedding_dim)
+        self.last_relu = last_relu
         self.embedding_dim = embedding_dim
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
@@ -56,4 +58,5 @@ class SphereNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc1(self.trunk(x).flatten(1))
+        out = self.fc1(self.trunk(x).flatten(1))
+        return torch.relu(out) if self.last_relu else out

@@ -12,9 +12,10 @@ import jinja2
 import pandas as pd
 
 from facerepro.atomic import atomic_path
-from facerepro.config import load_schema
+from facerepro.config import applicable_properties, load_schema
 from facerepro.evaluation.metrics import read as read_metrics
 from facerepro.report.figures import roc_png
+from facerepro.report.tables import claim_summary, paper_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Settings that change what is measured or logged, or only the speed: never a deviation.
@@ -41,57 +42,50 @@ def dataset_summary(manifests: dict[str, str]) -> list[dict]:
     return rows
 
 
-def deviations(config: dict) -> list[str]:
-    """Every setting that differs from the paper's value (the schema default), one line each."""
-    schema = load_schema()
+def _changed(values: dict, props: dict, prefix: str = "") -> list[str]:
+    """``key = value (paper: default)`` for each value that differs from its schema default;
+    nested settings key by key where the schema gives their defaults one by one."""
     lines = []
-    align_defaults = schema["properties"]["align"]["properties"]
-    for key, value in config["align"].items():
-        if value != align_defaults[key]["default"]:
-            lines.append(f"align.{key} = {value} (paper: {align_defaults[key]['default']})")
-    run_defaults = schema["$defs"]["run"]["properties"]
-    for run, spec in config["runs"].items():
-        if spec["method"] == "pixels_pca":     # a baseline of ours: no paper settings to keep
-            continue
-        changed = [f"{k} = {v} (paper: {run_defaults[k]['default']})" for k, v in spec.items()
-                   if "default" in run_defaults[k] and v != run_defaults[k]["default"]
-                   and k not in REPORTING_ONLY]
-        if changed:
-            lines.append(f"{run}: " + "; ".join(changed))
-    for name, protocol in config["protocols"].items():
-        defaults = _protocol_defaults(schema, protocol["kind"])
-        changed = [f"{k} = {v} (paper: {defaults[k]['default']})" for k, v in protocol.items()
-                   if "default" in defaults.get(k, {}) and v != defaults[k]["default"]
-                   and not isinstance(v, dict) and k not in REPORTING_ONLY]
-        for key, value in protocol.items():
-            nested = defaults.get(key, {}).get("properties", {})
-            changed += [f"{key}.{k} = {v} (paper: {nested[k]['default']})"
-                        for k, v in (value.items() if isinstance(value, dict) else ())
-                        if "default" in nested.get(k, {}) and v != nested[k]["default"]]
-        if changed:
-            lines.append(f"{name}: " + "; ".join(changed))
+    for key, value in values.items():
+        sub = props.get(key, {})
+        nested = sub.get("properties", {})
+        if isinstance(value, dict) and any("default" in p for p in nested.values()):
+            lines += _changed(value, nested, f"{prefix}{key}.")
+        elif "default" in sub and value != sub["default"] and key not in REPORTING_ONLY:
+            lines.append(f"{prefix}{key} = {value} (paper: {sub['default']})")
     return lines
 
 
-def _protocol_defaults(schema: dict, kind: str) -> dict:
-    """Property schemas of a protocol of this kind: the common ones and its kind's own."""
-    protocol = schema["$defs"]["protocol"]
-    props = dict(protocol["properties"])
-    for branch in protocol["allOf"]:
-        if branch["if"]["properties"]["kind"]["const"] == kind:
-            props.update(branch["then"]["properties"])
-    return props
+def deviations(config: dict) -> list[str]:
+    """Every setting that differs from the paper's value (the schema default for the run's
+    method and net, or the protocol's kind), one line each."""
+    schema = load_schema()
+    lines = [f"align.{line}" for line in _changed(config["align"],
+                                                   schema["properties"]["align"]["properties"])]
+    for run, spec in config["runs"].items():
+        if spec["method"] == "pixels_pca":     # a baseline of ours: no paper settings to keep
+            continue
+        changed = _changed(spec, applicable_properties(schema["$defs"]["run"], spec))
+        if changed:
+            lines.append(f"{run}: " + "; ".join(changed))
+    for name, protocol in config["protocols"].items():
+        changed = _changed(protocol, applicable_properties(schema["$defs"]["protocol"], protocol))
+        if changed:
+            lines.append(f"{name}: " + "; ".join(changed))
+    return lines
 
 
 def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[str, str],
           manifests: dict[str, str], qa_images: dict[str, str], dest: str | Path,
           roc_dest: str | Path | None = None) -> None:
     """Render the report from the workflow's artifacts (paths keyed by run/protocol/dataset)."""
-    results, identification, curves = [], [], defaultdict(dict)
-    for (run, protocol), path in sorted(metrics.items()):
+    payloads = {key: read_metrics(path) for key, path in sorted(metrics.items())}
+    results, identification, analyses = [], [], []
+    curves: dict[str, dict] = defaultdict(dict)
+    for (run, protocol), payload in payloads.items():
         spec, settings = config["runs"][run], config["protocols"][protocol]
-        payload = read_metrics(path)
-        row = {"run": run, "template": spec["template"], "protocol": protocol}
+        row = {"run": run, "template": settings.get("template", spec["template"]),
+               "protocol": protocol}
         for scorer, m in payload["scorers"].items():
             v = m["values"]
             if payload["kind"] == "lfw_identification":
@@ -99,20 +93,26 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
                     **row, "rank1": 100 * v["rank1"], "n": m["n"], "notes": m.get("notes", []),
                     "dir": [(f, 100 * v[f"dir@far={f:g}"]) for f in settings["fars"]],
                     "far_resolution": v["far_resolution"]})
-                continue
-            results.append({**row, "scorer": scorer, "mean": 100 * v["accuracy_mean"],
-                            "std": 100 * v["accuracy_std"], "auc": v["auc"], "eer": v["eer"],
-                            "val": [(f, 100 * v[f"val@far={f:g}"]) for f in settings["fars"]],
-                            "far_resolution": v["far_resolution"],
-                            "pairs": m["n"]["pairs"], "folds": m["n"]["folds"]})
-            label = f"{run}, {scorer} ({100 * v['accuracy_mean']:.1f}%)"
-            curves[protocol][label] = {"fpr": m["curves"]["roc"]["x"],
-                                       "tpr": m["curves"]["roc"]["y"]}
+            elif payload["kind"] == "lfw_pairs":
+                results.append({**row, "scorer": scorer, "mean": 100 * v["accuracy_mean"],
+                                "std": 100 * v["accuracy_std"], "auc": v["auc"],
+                                "eer": v["eer"],
+                                "val": [(f, 100 * v[f"val@far={f:g}"]) for f in settings["fars"]],
+                                "far_resolution": v["far_resolution"],
+                                "pairs": m["n"]["pairs"], "folds": m["n"]["folds"]})
+                if "degrade" not in settings:
+                    label = f"{run}, {scorer} ({100 * v['accuracy_mean']:.1f}%)"
+                    curves[protocol][label] = {"fpr": m["curves"]["roc"]["x"],
+                                               "tpr": m["curves"]["roc"]["y"]}
+            else:
+                analyses.append({**row, "kind": payload["kind"], "scorer": scorer,
+                                 "values": v, "n": m["n"], "notes": m.get("notes", [])})
     rocs = {p: roc_png(c, f"ROC, {p}") for p, c in curves.items()}
     if roc_dest is not None and rocs:
         with atomic_path(roc_dest) as tmp:
             tmp.write_bytes(next(iter(rocs.values())))
     runs = [json.loads(Path(p).read_text()) for _, p in sorted(model_infos.items())]
+    papers = paper_tables(payloads)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
@@ -121,8 +121,11 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
         synthetic=any(s["kind"] == "synthfaces" for s in config["datasets"].values()),
         datasets=dataset_summary(manifests),
         qa={name: _data_uri(Path(p).read_bytes()) for name, p in qa_images.items()},
+        papers=papers,
+        claims=claim_summary(papers),
         results=results,
         identification=identification,
+        analyses=analyses,
         rocs={p: _data_uri(png) for p, png in rocs.items()},
         runs=runs,
         deviations=deviations(config),

@@ -120,7 +120,8 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
     images, index = read_shard(shard_dir)
     positions, labels = training_rows(index)
     input_size = images.shape[1:3]
-    model = models.build(run["net"], input_size, run["embedding_dim"]).to(dev)
+    model = models.build(run["net"], input_size, run["embedding_dim"],
+                         **run["net_options"]).to(dev)
 
     if run["method"] == "pixels_pca":
         fit_rows = np.random.default_rng(run["seed"]).permutation(positions)[:run["pca_images"]]
@@ -137,7 +138,7 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
             "classes": int(labels.max()) + 1, "device": str(dev),
             "world_size": world, "wall_time_s": round(time.time() - started, 1)}
     if rank == 0:
-        models.save(model.cpu(), run["net"], input_size, model_path)
+        models.save(model.cpu(), run["net"], input_size, model_path, run["net_options"])
         write_json(info_path, info)
     return info
 
@@ -172,7 +173,8 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     matches, so new data or a changed config never continues an old run.
     """
     rank, world = _world()
-    loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1).to(dev)
+    loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1,
+                           run["loss_options"]).to(dev)
     objective = Objective(model, loss_fn)
     optimizer = build_optimizer(run, list(objective.parameters()))
     schedule = build_schedule(run, optimizer)

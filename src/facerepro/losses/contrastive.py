@@ -1,0 +1,39 @@
+"""DeepID2 verification loss on pairs (the contrastive loss).
+
+Sun, Chen, Wang, Tang, NIPS 2014, Eq. 2 (DeepID2+, CVPR 2015, uses the same at every FC-n):
+
+    Verif(f_i, f_j, y_ij) = 1/2 ||f_i - f_j||_2^2                       if y_ij = 1 (same)
+                            1/2 max(0, m - ||f_i - f_j||_2)^2            if y_ij = -1
+
+averaged over the pairs of the batch. Pairs are rows (2i, 2i + 1), the layout of the pair
+sampler.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _safe_norm(squared: torch.Tensor) -> torch.Tensor:
+    # sqrt has an infinite derivative at 0, which turns identical embeddings into NaN
+    # gradients; at exactly 0 the norm has no gradient direction, so it gets none.
+    positive = squared > 0
+    return torch.where(positive, torch.where(positive, squared, 1.0).sqrt(), 0.0)
+
+
+class ContrastiveLoss(nn.Module):
+    """Eq. 2 on consecutive rows, mean over the B / 2 pairs."""
+
+    def __init__(self, margin: float) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if len(embeddings) % 2:
+            raise ValueError(f"{len(embeddings)} rows do not form pairs: the contrastive loss "
+                             f"needs the pair sampler (sampler: pair)")
+        squared = (embeddings[0::2] - embeddings[1::2]).pow(2).sum(1)
+        same = labels[0::2] == labels[1::2]
+        apart = (self.margin - _safe_norm(squared)).clamp_min(0).pow(2)
+        return 0.5 * torch.where(same, squared, apart).mean()

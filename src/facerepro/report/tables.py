@@ -1,0 +1,140 @@
+"""Paper tables: each reported number next to the reproduced one, and the papers' claims checked.
+
+``references/<paper>.yaml`` holds, per table, its columns (a metric: protocol, scorer, value key,
+scale, whether higher is better) and its rows (a label, the reported values, and the run that
+reproduces them). A row or a column may name the run or the protocol; the row's choice wins, so
+a table can vary the run (one row per model) or the protocol (one row per test condition).
+
+A claim is checked on the reproduced values of one column:
+
+- ``order: [a, b, c]``: a is better than b, b better than c (strictly);
+- ``best: a`` / ``worst: a``: a is better / worse than every other row with a value;
+- ``at_least: {row: a, value: v}``: a reaches v.
+
+A claim whose rows have no reproduced value (the run is not in this config) is "not run",
+never "held".
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REFERENCES = Path(__file__).parent / "references"
+# The papers in the order the report presents them (PAPERS.md order).
+PAPERS = ("deepid2plus", "compact_int32", "facenet", "sphereface", "clmle")
+HELD, NOT_HELD, NOT_RUN = "held", "not held", "not run"
+
+
+def load_references(directory: Path = REFERENCES) -> list[dict]:
+    """Every ``<paper>.yaml`` present, in :data:`PAPERS` order."""
+    found = {p.stem: p for p in directory.glob("*.yaml")}
+    unknown = sorted(set(found) - set(PAPERS))
+    if unknown:
+        raise ValueError(f"{directory}: reference files {unknown} are not papers of this "
+                         f"project; known: {list(PAPERS)}")
+    return [{"key": key, **yaml.safe_load(found[key].read_text())}
+            for key in PAPERS if key in found]
+
+
+def _cell(spec: dict, reported: float | None, metrics: dict[tuple[str, str], dict]) -> dict:
+    """Reported and reproduced value of one (row, column), in the column's unit."""
+    scale = spec.get("scale", 1)
+    payload = metrics.get((spec.get("run"), spec.get("protocol")))
+    reproduced = spread = None
+    if payload is not None and spec["scorer"] in payload["scorers"]:
+        values = payload["scorers"][spec["scorer"]]["values"]
+        if values.get(spec["value"]) is not None:
+            reproduced = scale * values[spec["value"]]
+        if spec.get("spread") and values.get(spec["spread"]) is not None:
+            spread = scale * values[spec["spread"]]
+    diff = reproduced - reported if reproduced is not None and reported is not None else None
+    return {"reported": reported, "reproduced": reproduced, "spread": spread, "diff": diff,
+            "run": spec.get("run"), "protocol": spec.get("protocol")}
+
+
+def _better(a: float, b: float, column: dict) -> bool:
+    return a < b if column.get("better", "higher") == "lower" else a > b
+
+
+def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
+    """``{"text", "status", "detail"}`` for one claim on the reproduced values."""
+    index = claim.get("column", 0)
+    column = columns[index]
+    value = {row["label"]: row["cells"][index]["reproduced"] for row in rows}
+    digits = column.get("digits", 2)
+
+    def show(label: str) -> str:
+        return f"{label} {value[label]:.{digits}f}"
+
+    if "order" in claim:
+        named = claim["order"]
+    elif "at_least" in claim:
+        named = [claim["at_least"]["row"]]
+    else:
+        named = [claim.get("best") or claim.get("worst")]
+    unknown = [label for label in named if label not in value]
+    if unknown:
+        raise ValueError(f"claim {claim['text']!r} names rows {unknown} that the table lacks")
+    missing = [label for label in named if value[label] is None]
+    if missing:
+        return {"text": claim["text"], "status": NOT_RUN,
+                "detail": "no reproduced value for " + ", ".join(missing)}
+    if "order" in claim:
+        held = all(_better(value[a], value[b], column) for a, b in itertools.pairwise(named))
+        sign = " < " if column.get("better") == "lower" else " > "
+        detail = sign.join(show(label) for label in named)
+    elif "at_least" in claim:
+        label, bound = named[0], claim["at_least"]["value"]
+        held = value[label] >= bound
+        detail = f"{show(label)} (bound {bound:g})"
+    else:
+        label = named[0]
+        others = [k for k, v in value.items() if v is not None and k != label]
+        if not others:
+            return {"text": claim["text"], "status": NOT_RUN,
+                    "detail": f"no other row than {label} has a reproduced value"}
+        wants_best = "best" in claim
+        held = all(_better(value[label], value[k], column) == wants_best for k in others)
+        detail = f"{show(label)}; others: " + ", ".join(show(k) for k in others)
+    return {"text": claim["text"], "status": HELD if held else NOT_HELD, "detail": detail}
+
+
+def paper_tables(metrics: dict[tuple[str, str], dict],
+                 references: list[dict] | None = None) -> list[dict]:
+    """Every reference table filled with the reproduced values found in ``metrics`` (payloads
+    keyed by (run, protocol)), with its claims checked."""
+    papers = []
+    for paper in references if references is not None else load_references():
+        tables = []
+        for table in paper["tables"]:
+            columns = table["columns"]
+            rows = []
+            for row in table["rows"]:
+                reported = row.get("reported") or [None] * len(columns)
+                if len(reported) != len(columns):
+                    raise ValueError(f"{paper['key']}.yaml, table {table['id']}, row "
+                                     f"{row['label']!r}: {len(reported)} reported values for "
+                                     f"{len(columns)} columns")
+                overrides = {k: row[k] for k in ("run", "protocol", "scorer") if k in row}
+                cells = [_cell({**column, **overrides}, value, metrics)
+                         for column, value in zip(columns, reported, strict=True)]
+                rows.append({"label": row["label"], "cells": cells})
+            claims = [check_claim(c, columns, rows) for c in table.get("claims", [])]
+            tables.append({**table, "rows": rows, "claims": claims})
+        papers.append({"key": paper["key"], "paper": paper["paper"], "title": paper["title"],
+                       "tables": tables})
+    return papers
+
+
+def claim_summary(papers: list[dict]) -> dict[str, Any]:
+    """How many claims held, did not hold, or were not run, over every paper."""
+    counts = {HELD: 0, NOT_HELD: 0, NOT_RUN: 0}
+    for paper in papers:
+        for table in paper["tables"]:
+            for claim in table["claims"]:
+                counts[claim["status"]] += 1
+    return counts

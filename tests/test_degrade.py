@@ -1,0 +1,95 @@
+import cv2
+import numpy as np
+import pytest
+
+from facerepro import degrade
+from facerepro.features import View
+
+
+def _faces(n=3, h=56, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (n * h, w, 3)).astype(np.uint8), (0, 0), 2)
+    return smooth.reshape(n, h, w, 3)
+
+
+def test_jpeg_round_trip_error_falls_with_quality():
+    faces = _faces()
+    errors = [np.abs(degrade.jpeg(faces, q).astype(int) - faces).mean() for q in (10, 50, 95)]
+    assert errors[0] > errors[1] > errors[2] > 0
+
+
+def test_jpeg_equals_an_independent_encode_of_each_crop():
+    faces = _faces(n=2)
+    out = degrade.jpeg(faces, 30)
+    for face, got in zip(faces, out, strict=True):
+        _, blob = cv2.imencode(".jpg", face[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 30])
+        np.testing.assert_array_equal(got, cv2.imdecode(blob, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+@pytest.mark.parametrize(("fraction", "size"), [(0.25, (28, 24)), (1 / 56 / 48, (1, 1)),
+                                                (1.0, (56, 48)), (1.35, (56, 48))])
+def test_reduced_size_keeps_the_pixel_fraction(fraction, size):
+    assert degrade.reduced_size(56, 48, fraction) == size
+
+
+def test_resolution_keeps_the_size_and_removes_detail():
+    faces = _faces()
+    low = degrade.resolution(faces, 0.05)
+    assert low.shape == faces.shape and low.dtype == np.uint8
+    # a quarter of the pixels keeps more of the image than a twentieth
+    assert (np.abs(degrade.resolution(faces, 0.25).astype(int) - faces).mean()
+            < np.abs(low.astype(int) - faces).mean())
+    np.testing.assert_array_equal(degrade.resolution(faces, 1.0), faces)
+
+
+def test_a_flat_image_survives_resolution_loss():
+    flat = np.full((1, 56, 48, 3), 77, np.uint8)
+    np.testing.assert_array_equal(degrade.resolution(flat, 0.01), flat)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 8, 8, 3), np.float32), np.zeros((8, 8, 3), np.uint8)])
+def test_degradations_refuse_non_image_batches(bad):
+    with pytest.raises(ValueError, match="uint8"):
+        degrade.jpeg(bad, 50)
+
+
+@pytest.mark.parametrize(("view", "name"), [
+    (View(), "all"), (View("holdout"), "holdout"),
+    (View(template="center_112x96"), "all~center_112x96"),
+    (View(jpeg_quality=10), "all~jpeg10"), (View(resolution=0.033), "all~res0.033"),
+    (View("all", "box_112x96", 20, 0.5), "all~box_112x96~jpeg20~res0.5")])
+def test_view_names_round_trip(view, name):
+    assert view.name == name
+    assert View.parse(name) == view
+
+
+def test_a_view_name_out_of_canonical_order_is_refused():
+    with pytest.raises(ValueError, match="all~jpeg10~res0.5"):
+        View.parse("all~res0.5~jpeg10")
+
+
+def test_a_view_shows_its_degradation():
+    faces = _faces()
+    np.testing.assert_array_equal(View(jpeg_quality=20).show(faces), degrade.jpeg(faces, 20))
+    np.testing.assert_array_equal(View().show(faces), faces)
+
+
+def test_clustering_and_angular_fisher_protocols_leave_out_single_image_people():
+    from facerepro.evaluation.analysis import angular_fisher_score
+    from facerepro.evaluation.protocol import angular_fisher, clustering, protocol_view
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4)
+    identity = np.array(["a"] * 5 + ["b"] * 5 + ["c"] * 5 + ["lonely"])
+    feats = centres[[0] * 5 + [1] * 5 + [2] * 5 + [3]] + rng.normal(0, 0.05, (16, 4))
+    spec = {"min_images": 2, "linkage": "average", "distance_threshold": None}
+    result = clustering(spec, feats, identity)["cosine"]
+    assert result["values"]["f_measure"] == 1.0 and result["values"]["nmi"] == pytest.approx(1.0)
+    assert result["n"] == {"images": 15, "identities": 3, "clusters": 3}
+    afs = angular_fisher({"min_images": 2}, feats, identity)["angular"]
+    assert afs["values"]["afs"] == pytest.approx(angular_fisher_score(feats[:15], identity[:15]))
+    assert afs["n"] == {"images": 15, "identities": 3}
+    with pytest.raises(ValueError, match="lower min_images"):
+        clustering({**spec, "min_images": 6}, feats, identity)
+    assert protocol_view({"degrade": {"jpeg_quality": 10}, "template": "box_112x96"}).name == \
+        "all~box_112x96~jpeg10"

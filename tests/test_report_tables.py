@@ -1,0 +1,133 @@
+from pathlib import Path
+
+import pytest
+
+from facerepro.config import evaluations, load
+from facerepro.report.tables import (
+    HELD,
+    NOT_HELD,
+    NOT_RUN,
+    check_claim,
+    claim_summary,
+    load_references,
+    paper_tables,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ACC = {"label": "acc", "protocol": "lfw", "scorer": "cosine", "value": "accuracy_mean",
+       "scale": 100, "better": "higher"}
+AFS = {"label": "afs", "protocol": "afs", "scorer": "angular", "value": "afs", "better": "lower"}
+
+
+def _rows(values, column=0):
+    return [{"label": k, "cells": [{"reproduced": v}] if column == 0 else
+             [{"reproduced": None}, {"reproduced": v}]} for k, v in values.items()]
+
+
+@pytest.mark.parametrize(("values", "status"), [
+    ({"m4": 99.0, "m1": 98.0, "softmax": 97.0}, HELD),
+    ({"m4": 99.0, "m1": 97.0, "softmax": 98.0}, NOT_HELD),
+    ({"m4": 99.0, "m1": 99.0, "softmax": 97.0}, NOT_HELD),      # a tie is not "better"
+    ({"m4": 99.0, "m1": None, "softmax": 97.0}, NOT_RUN)])
+def test_order_claims(values, status):
+    claim = {"text": "m4 > m1 > softmax", "order": ["m4", "m1", "softmax"]}
+    assert check_claim(claim, [ACC], _rows(values))["status"] == status
+
+
+def test_order_claims_on_a_lower_is_better_column():
+    claim = {"text": "AFS falls", "column": 1, "order": ["G", "A"]}
+    rows = _rows({"G": 0.17, "A": 0.35}, column=1)
+    result = check_claim(claim, [ACC, AFS], rows)
+    assert result["status"] == HELD and "G 0.17 < A 0.35" in result["detail"]
+    rows = _rows({"G": 0.40, "A": 0.35}, column=1)
+    assert check_claim(claim, [ACC, AFS], rows)["status"] == NOT_HELD
+
+
+@pytest.mark.parametrize(("kind", "values", "status"), [
+    ("best", {"a": 3.0, "b": 2.0, "c": None}, HELD),
+    ("best", {"a": 2.0, "b": 3.0, "c": 1.0}, NOT_HELD),
+    ("worst", {"a": 1.0, "b": 2.0, "c": 3.0}, HELD),
+    ("worst", {"a": 2.5, "b": 2.0, "c": 3.0}, NOT_HELD),
+    ("best", {"a": 3.0, "b": None, "c": None}, NOT_RUN)])
+def test_best_and_worst_claims(kind, values, status):
+    assert check_claim({"text": "t", kind: "a"}, [ACC], _rows(values))["status"] == status
+
+
+def test_at_least_claim_and_unknown_rows():
+    claim = {"text": "no collapse", "at_least": {"row": "a", "value": 60}}
+    assert check_claim(claim, [ACC], _rows({"a": 61.0}))["status"] == HELD
+    assert check_claim(claim, [ACC], _rows({"a": 59.0}))["status"] == NOT_HELD
+    with pytest.raises(ValueError, match="lacks"):
+        check_claim({"text": "t", "order": ["a", "zz"]}, [ACC], _rows({"a": 1.0}))
+
+
+def _payload(scorer, **values):
+    return {"scorers": {scorer: {"values": values}}}
+
+
+def test_paper_tables_put_reproduced_next_to_reported():
+    reference = {"key": "sphereface", "paper": "SphereFace", "title": "t", "tables": [{
+        "id": "t6", "title": "Table 6", "columns": [ACC, AFS],
+        "rows": [{"label": "B", "run": "softmax", "reported": [96.37, 0.2835]},
+                 {"label": "G", "run": "m4", "reported": [98.20, 0.1709]},
+                 {"label": "A", "run": "plain", "reported": [95.13, 0.3477]}],
+        "claims": [{"text": "AFS", "column": 1, "order": ["G", "B"]},
+                   {"text": "acc", "order": ["G", "B", "A"]}]}]}
+    metrics = {("softmax", "lfw"): _payload("cosine", accuracy_mean=0.90),
+               ("softmax", "afs"): _payload("angular", afs=0.5),
+               ("m4", "lfw"): _payload("cosine", accuracy_mean=0.95),
+               ("m4", "afs"): _payload("angular", afs=0.3)}
+    [paper] = paper_tables(metrics, [reference])
+    [table] = paper["tables"]
+    b = table["rows"][0]["cells"]
+    assert b[0]["reproduced"] == pytest.approx(90.0)
+    assert b[0]["diff"] == pytest.approx(90.0 - 96.37)
+    assert b[1]["reproduced"] == pytest.approx(0.5) and b[1]["diff"] == pytest.approx(0.5 - 0.2835)
+    assert table["rows"][2]["cells"][0]["reproduced"] is None
+    assert [c["status"] for c in table["claims"]] == [HELD, NOT_RUN]
+    assert claim_summary([paper]) == {HELD: 1, NOT_HELD: 0, NOT_RUN: 1}
+
+
+def test_a_row_can_name_the_protocol_of_a_column_that_names_the_run():
+    column = {**ACC, "run": "facenet", "protocol": None}
+    reference = {"key": "facenet", "paper": "FaceNet", "title": "t", "tables": [{
+        "id": "jpeg", "title": "t", "columns": [column],
+        "rows": [{"label": "q10", "protocol": "jpeg10", "reported": [67.3]},
+                 {"label": "q90", "protocol": "jpeg90", "reported": [86.5]}],
+        "claims": [{"text": "t", "order": ["q90", "q10"]}]}]}
+    metrics = {("facenet", "jpeg10"): _payload("cosine", accuracy_mean=0.7),
+               ("facenet", "jpeg90"): _payload("cosine", accuracy_mean=0.8)}
+    [paper] = paper_tables(metrics, [reference])
+    assert [r["cells"][0]["reproduced"] for r in paper["tables"][0]["rows"]] == \
+        pytest.approx([70.0, 80.0])
+    assert paper["tables"][0]["claims"][0]["status"] == HELD
+
+
+def test_reported_values_must_match_the_columns():
+    reference = {"key": "x", "paper": "X", "title": "t", "tables": [{
+        "id": "t", "title": "t", "columns": [ACC], "rows": [{"label": "a", "reported": [1, 2]}]}]}
+    with pytest.raises(ValueError, match="2 reported values for 1 columns"):
+        paper_tables({}, [reference])
+
+
+# Rows only config/paper.yaml can fill: nets or crop sizes beyond CPU scale.
+PAPER_SCALE_ONLY = {"sphere36_softmax", "sphere36_m4", "sphere64_softmax", "sphere64_m4",
+                    "facenet_nn3", "facenet_nn4"}
+
+
+def test_every_reference_row_is_reproduced_by_the_extended_config():
+    config = load(ROOT / "config" / "extended.yaml")
+    evaluated = set(evaluations(config))
+    for paper in load_references():
+        for table in paper["tables"]:
+            for row in table["rows"]:
+                for column in table["columns"]:
+                    spec = {**column, **row}
+                    if spec["run"] in PAPER_SCALE_ONLY:
+                        continue
+                    assert (spec["run"], spec["protocol"]) in evaluated, \
+                        f"{paper['key']} {table['id']} {row['label']}: {spec['run']} on " \
+                        f"{spec['protocol']} is not evaluated by config/extended.yaml"
+                    scorers = config["protocols"][spec["protocol"]]["scorers"]
+                    kind = config["protocols"][spec["protocol"]]["kind"]
+                    assert spec["scorer"] in scorers or kind in ("clustering", "angular_fisher")
