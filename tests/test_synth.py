@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -32,7 +35,14 @@ def tiny(**changes: object) -> synth.SynthConfig:
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     out = tmp_path_factory.mktemp("mirror")
-    return out, synth.write_mirror(out, tiny(), workers=2)
+    # In a fresh interpreter, as a workflow job is: workers forked from this test process would
+    # inherit the thread pools that earlier tests started (OpenCV, torch) and can hang.
+    code = ("import json, sys; from pathlib import Path; from facerepro.data import synth; "
+            "cfg = synth.SynthConfig.from_dict(json.loads(sys.argv[2])); "
+            "print(json.dumps(synth.write_mirror(Path(sys.argv[1]), cfg, workers=2)))")
+    done = subprocess.run([sys.executable, "-c", code, str(out), json.dumps(TINY)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    return out, json.loads(done.stdout)
 
 
 def test_mirror_is_byte_identical_for_a_seed_whatever_the_worker_count(

@@ -76,7 +76,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from multiprocessing import get_context
+from multiprocessing import Pool
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any, NamedTuple
@@ -1580,9 +1580,7 @@ def _render_all(jobs: list[_Job], workers: int
     if workers <= 1:
         yield from map(_render_job, jobs)
         return
-    # forkserver, not fork: a parent that has run torch or OpenCV holds thread pools that a
-    # forked child inherits locked, and its workers then hang.
-    with get_context("forkserver").Pool(workers, initializer=_one_thread) as pool:
+    with Pool(workers, initializer=_one_thread) as pool:
         yield from pool.imap(_render_job, jobs, chunksize=32)
 
 

@@ -78,11 +78,12 @@ def psi(cos_theta: torch.Tensor, m: int) -> torch.Tensor:
 class MultiplicativeMarginLoss(nn.Module):
     """Shared body of A-Softmax and L-Softmax: target logit ||W_y|| ||x|| psi(theta_y).
 
-    With ``normalize_weights`` the rows of W are rescaled to unit norm in every forward
-    (A-Softmax); without, the raw W is used (L-Softmax). No bias in either.
+    Subclasses say whether the rows of W are rescaled to unit norm in every forward
+    (``normalize_weights``: A-Softmax) or used as they are (L-Softmax). No bias in either.
     """
 
     iteration: torch.Tensor
+    normalize_weights: bool
 
     def __init__(
         self,
@@ -94,8 +95,6 @@ class MultiplicativeMarginLoss(nn.Module):
         lambda_gamma: float = 0.12,
         lambda_power: float = 1.0,
         lambda_min: float = 5.0,
-        *,
-        normalize_weights: bool,
     ) -> None:
         super().__init__()
         self.m = _check_m(m)
@@ -104,7 +103,6 @@ class MultiplicativeMarginLoss(nn.Module):
         self.lambda_gamma = float(lambda_gamma)
         self.lambda_power = float(lambda_power)
         self.lambda_min = float(lambda_min)
-        self.normalize_weights = bool(normalize_weights)
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
         nn.init.xavier_uniform_(self.weight)
         # A buffer, not a Python int, so that a checkpoint carries the schedule position and a
@@ -166,25 +164,4 @@ class ASoftmaxLoss(MultiplicativeMarginLoss):
     """SphereFace A-Softmax: unit-norm class weights, no bias, margin m (m = 1: modified
     softmax). ``anneal=False`` means lambda = 0 (the pure A-Softmax target)."""
 
-    def __init__(
-        self,
-        embedding_dim: int,
-        num_classes: int,
-        m: int = 4,
-        anneal: bool = True,
-        lambda_base: float = 1000.0,
-        lambda_gamma: float = 0.12,
-        lambda_power: float = 1.0,
-        lambda_min: float = 5.0,
-    ) -> None:
-        super().__init__(
-            embedding_dim,
-            num_classes,
-            m,
-            anneal,
-            lambda_base,
-            lambda_gamma,
-            lambda_power,
-            lambda_min,
-            normalize_weights=True,
-        )
+    normalize_weights = True

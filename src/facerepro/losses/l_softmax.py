@@ -29,25 +29,4 @@ class LSoftmaxLoss(MultiplicativeMarginLoss):
     """L-Softmax: unnormalised class weights, no bias, margin m. ``anneal=False`` means
     lambda = 0 (the pure L-Softmax target)."""
 
-    def __init__(
-        self,
-        embedding_dim: int,
-        num_classes: int,
-        m: int = 4,
-        anneal: bool = True,
-        lambda_base: float = 1000.0,
-        lambda_gamma: float = 0.12,
-        lambda_power: float = 1.0,
-        lambda_min: float = 5.0,
-    ) -> None:
-        super().__init__(
-            embedding_dim,
-            num_classes,
-            m,
-            anneal,
-            lambda_base,
-            lambda_gamma,
-            lambda_power,
-            lambda_min,
-            normalize_weights=False,
-        )
+    normalize_weights = False
