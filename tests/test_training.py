@@ -72,6 +72,13 @@ METHODS = {
     "softmax_center": {**RUN, "method": "softmax_center",
                        "loss_options": {"center_weight": 0.1, "center_alpha": 0.5,
                                         "bias": True}},
+    "softmax_contrastive": default_run(
+        method="softmax_contrastive", net="sphere4", train="synth/casia", embedding_dim=16,
+        iterations=8, batch_size=8, lr=0.05, lr_steps=[5], seed=3, log_every=2,
+        checkpoint_every=3),
+    "l_softmax": {**RUN, "method": "l_softmax",
+                  "loss_options": {"m": 2, "anneal": True, "lambda_base": 1000,
+                                   "lambda_gamma": 0.12, "lambda_power": 1, "lambda_min": 5}},
     "triplet_vgg": default_run(method="triplet", net="facenet_nn2", train="synth/casia",
                                net_options={"width": 0.125}, embedding_dim=16, iterations=8,
                                batch_size=8, lr=0.01, seed=3, log_every=2, checkpoint_every=3,
