@@ -236,10 +236,14 @@ def angular_fisher_terms(features: np.ndarray, labels: np.ndarray) -> tuple[floa
     return s_w, s_b
 
 
-def angular_fisher_score(features: np.ndarray, labels: np.ndarray) -> float:
-    """``S_w / S_b`` (SphereFace Table 6); lower means tighter, better separated classes."""
-    s_w, s_b = angular_fisher_terms(features, labels)
+def fisher_ratio(s_w: float, s_b: float) -> float:
+    """``S_w / S_b`` from the two scatter terms; undefined when ``S_b = 0``."""
     if s_b <= 0:
         raise ValueError("every class mean points along the global mean (S_b = 0); the angular "
                          "Fisher score is undefined")
     return s_w / s_b
+
+
+def angular_fisher_score(features: np.ndarray, labels: np.ndarray) -> float:
+    """``S_w / S_b`` (SphereFace Table 6); lower means tighter, better separated classes."""
+    return fisher_ratio(*angular_fisher_terms(features, labels))
