@@ -1,7 +1,7 @@
 # Helpers shared by the rules: what the config asks for, as artifact paths.
 from facerepro.config import evaluations
 from facerepro.data import registry
-from facerepro.evaluation.protocol import protocol_view
+from facerepro.evaluation.protocol import protocol_view, protocol_views
 from facerepro.features import View
 from facerepro.training import gpu
 
@@ -43,26 +43,38 @@ def view_template(run, view):
 
 
 def evaluate_inputs(wc):
-    """A protocol's features, its dataset's files, and the Joint Bayesian training features."""
+    """A protocol's features views, its dataset's files, Joint Bayesian's held-out training
+    features, and a look-up table's training features."""
     protocol = config["protocols"][wc.protocol]
-    inputs = {"features": paths.features(wc.run, protocol["dataset"],
-                                         protocol_view(protocol).name),
+    inputs = {"features": [paths.features(wc.run, protocol["dataset"], view.name)
+                           for view in protocol_views(protocol)],
               "extracted": paths.extracted_marker(protocol["dataset"])}
     if any(s.startswith("joint_bayesian") for s in protocol["scorers"]):
         inputs["jb_train"] = paths.features(wc.run, protocol["joint_bayesian"]["train"],
                                             "holdout")
+    if protocol["kind"] == "lut_attribute":
+        inputs["train"] = paths.features(wc.run, protocol["train"], "train")
+        inputs["train_extracted"] = paths.extracted_marker(protocol["train"])
     return inputs
 
 
+def train_root(protocol):
+    """The dataset a look-up-table protocol learns from, extracted (None for other kinds)."""
+    return paths.extracted(protocol["train"]) if "train" in protocol else None
+
+
 def needed_shards():
-    """(dataset, template) of every run's training set, evaluation sets and JB training set."""
+    """(dataset, template) of every run's training set, evaluation sets and the sets Joint
+    Bayesian and look-up tables learn from."""
     shards = {(run["train"], run["template"]) for run in config["runs"].values()}
     for run, name in evaluations(config):
         protocol = config["protocols"][name]
         template = config["runs"][run]["template"]
         shards.add((protocol["dataset"], protocol_view(protocol).template or template))
-        if "joint_bayesian" in protocol:
-            shards.add((protocol["joint_bayesian"]["train"], template))
+        for key in ("joint_bayesian", "train"):
+            if key in protocol:
+                train = protocol[key]["train"] if key == "joint_bayesian" else protocol[key]
+                shards.add((train, template))
     return sorted(shards)
 
 

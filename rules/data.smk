@@ -1,4 +1,5 @@
 # Fetch (checksum-verified) -> extract (safe) -> clean (manifest of every file).
+from dataclasses import asdict
 
 
 rule synth_mirror:
@@ -57,7 +58,12 @@ rule extract:
 rule clean:
     """Decode every image; the manifest keeps or quarantines each file with a reason."""
     input:
-        paths.extracted_marker(),
+        marker=paths.extracted_marker(),
+        # Evaluation parts whose people are removed from this (training) part.
+        overlap=lambda wc: [
+            paths.extracted_marker(d)
+            for d in registry.clean_settings(wc.dataset, config["datasets"]).overlap_with
+        ],
     output:
         paths.manifest(),
     params:
@@ -65,11 +71,16 @@ rule clean:
         split=lambda wc: part(wc.dataset).split,
         root=lambda wc: paths.extracted(wc.dataset),
         holdout=lambda wc: config["holdout"].get(wc.dataset),
+        clean=lambda wc: asdict(registry.clean_settings(wc.dataset, config["datasets"])),
+        overlap=lambda wc: {
+            d: (paths.extracted(d), part(d).layout)
+            for d in registry.clean_settings(wc.dataset, config["datasets"]).overlap_with
+        },
     log:
         paths.log("clean", "{dataset}"),
     benchmark:
         paths.benchmark("clean", "{dataset}")
-    threads: 1
+    threads: 4
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

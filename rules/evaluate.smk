@@ -1,4 +1,4 @@
-# Protocols on the features: LFW-style k-fold verification, LFW identification.
+# Protocols on the features (evaluation/protocol.py lists the kinds).
 
 
 rule evaluate:
@@ -9,6 +9,8 @@ rule evaluate:
     params:
         protocol=lambda wc: config["protocols"][wc.protocol],
         root=lambda wc: paths.extracted(config["protocols"][wc.protocol]["dataset"]),
+        train_root=lambda wc: train_root(config["protocols"][wc.protocol]),
+        run=lambda wc: config["runs"][wc.run],
     log:
         paths.log("evaluate", "{run}/{protocol}"),
     benchmark:

@@ -8,8 +8,6 @@ from facerepro.evaluation.analysis import (
     best_neurons,
     binarize,
     neuron_selectiveness,
-    occlude_blocks,
-    occlude_bottom,
     one_vs_rest,
     sparsity_histograms,
     sparsity_summary,
@@ -110,67 +108,6 @@ def test_one_vs_rest_and_bad_targets():
     np.testing.assert_array_equal(targets, [[False, True], [True, False], [False, True]])
     with pytest.raises(ValueError, match="positive and negative"):
         neuron_selectiveness(ACTS, np.ones((3, 1), bool))
-
-
-def faces(n: int = 6, h: int = 55, w: int = 47) -> np.ndarray:
-    # No zero pixels to begin with, so every 0 afterwards was blacked by the occluder.
-    return np.random.default_rng(2).integers(1, 256, size=(n, h, w, 3), dtype=np.uint8)
-
-
-@pytest.mark.parametrize(("fraction", "rows"),
-                         [(0.1, 6), (0.2, 11), (0.3, 17), (0.4, 22), (0.5, 28), (0.6, 33),
-                          (0.7, 39), (0.0, 0), (1.0, 55)])
-def test_occlude_bottom_rows(fraction, rows):
-    images = faces()
-    before = images.copy()
-    out = occlude_bottom(images, fraction)
-    np.testing.assert_array_equal(images, before)
-    assert np.count_nonzero(out == 0) == 6 * rows * 47 * 3
-    assert not out[:, 55 - rows:].any()
-    np.testing.assert_array_equal(out[:, :55 - rows], before[:, :55 - rows])
-
-
-def block_boxes(out: np.ndarray) -> list[tuple[int, int, int, int, int]]:
-    """Per image: (black pixel count, top, bottom, left, right) of the black region."""
-    boxes = []
-    for img in out:
-        r, c = np.nonzero((img == 0).all(axis=2))
-        boxes.append((len(r), r.min(), r.max() + 1, c.min(), c.max() + 1))
-    return boxes
-
-
-def test_occlude_blocks_square_inside_and_input_unchanged():
-    images = faces(n=20)
-    before = images.copy()
-    out = occlude_blocks(images, size=10, seed=3)
-    np.testing.assert_array_equal(images, before)
-    assert np.count_nonzero(out == 0) == 20 * 100 * 3
-    for count, top, bottom, left, right in block_boxes(out):
-        assert count == 100 and (bottom - top, right - left) == (10, 10)
-        assert 0 <= top and bottom <= 55 and 0 <= left and right <= 47
-    np.testing.assert_array_equal(out[out != 0], before[out != 0])
-
-
-def test_occlude_blocks_deterministic_by_seed():
-    images = faces(n=20)
-    a = occlude_blocks(images, size=10, seed=7)
-    np.testing.assert_array_equal(a, occlude_blocks(images, size=10, seed=7))
-    assert not np.array_equal(a, occlude_blocks(images, size=10, seed=8))
-
-
-def test_occlude_blocks_scale_with_height():
-    # 10 px on the 55-row face: 20 px on 110 rows, round(10 * 112 / 55 = 20.36) = 20 on 112.
-    for h, w, side in ((110, 94, 20), (112, 96, 20), (28, 24, 5)):  # 10 * 28 / 55 = 5.09
-        out = occlude_blocks(faces(n=4, h=h, w=w), size=10, seed=0)
-        for count, top, bottom, left, right in block_boxes(out):
-            assert count == side * side and (bottom - top, right - left) == (side, side)
-
-
-def test_occlude_blocks_larger_than_face_is_clipped_to_it():
-    out = occlude_blocks(faces(n=3), size=50, seed=0)  # 50 rows of the full 47-px width
-    for count, top, bottom, left, right in block_boxes(out):
-        assert count == 50 * 47 and (bottom - top, left, right) == (50, 0, 47)
-    assert not occlude_blocks(faces(n=3), size=70, seed=0).any()
 
 
 def test_angular_fisher_by_hand():

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from facerepro.config import ConfigError, load, validate
+from facerepro.evaluation.protocol import protocol_views
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["config/config.yaml", "config/test.yaml"]
@@ -98,13 +99,14 @@ def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
     assert jb_sets, "the default config scores with Joint Bayesian"
     assert counts["train"] == len(runs)
     assert counts["evaluate"] == len(evaluated)
-    # one features file per run and distinct test view (crop, degradation), plus each JB set's
-    # held-out people
-    views = {(run, p["dataset"], p.get("template"), str(p.get("degrade")))
-             for run, p in evaluated}
-    assert counts["features"] == len(views) + len(runs) * len(jb_sets)
+    # one features file per run and distinct test view (crop, degradation, occlusion level),
+    # plus each JB set's held-out people and each look-up table's training faces
+    views = {(run, p["dataset"], view.name) for run, p in evaluated for view in protocol_views(p)}
+    tables = {(run, p["train"]) for run, p in evaluated if p["kind"] == "lut_attribute"}
+    assert counts["features"] == len(views) + len(runs) * len(jb_sets) + len(tables)
     crops = {(run["train"], run["template"]) for run in runs.values()} | {
-        (p["dataset"], p.get("template") or runs[run]["template"]) for run, p in evaluated}
+        (p["dataset"], p.get("template") or runs[run]["template"]) for run, p in evaluated} | {
+        (p["train"], runs[run]["template"]) for run, p in evaluated if "train" in p}
     assert counts["align"] == len(crops)
     datasets = {d for d, _ in crops}
     assert counts["clean"] == counts["extract"] == len(datasets)
@@ -193,4 +195,8 @@ def test_report_deviations_compare_with_each_methods_paper_values():
     assert "sampler_options = {'images_per_identity': 8} (paper: {'images_per_identity': 40})" \
         in lines
     assert "optimizer" not in lines          # adagrad is FaceNet's own choice
-    assert "loss_options" not in lines       # every loss keeps its paper values
+    # every loss keeps its paper values, but for the ablation that switches one off
+    assert [line.split(":")[0] for line in lines.splitlines() if "loss_options" in line] == \
+        ["deepid2plus_no_layerwise"]
+    assert "loss_options.layerwise = False (paper: True)" in lines
+    assert "alpha" not in lines              # no paper value to deviate from

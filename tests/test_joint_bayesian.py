@@ -75,6 +75,15 @@ def test_pca_is_fitted_on_training_data_only():
     assert jb.score_pairs(x[:3], x[3:6]).shape == (3,)
 
 
+@pytest.mark.parametrize("n_components", [8, 12])
+def test_pca_to_no_fewer_dimensions_is_skipped(n_components):
+    x, y, _, _ = draw(4, d=8)
+    jb = JointBayesian(n_components=n_components).fit(x, y)
+    plain = JointBayesian().fit(x, y)
+    assert jb.pca_ is None and jb.s_mu_.shape == (8, 8)
+    np.testing.assert_allclose(jb.score_pairs(x[:5], x[5:10]), plain.score_pairs(x[:5], x[5:10]))
+
+
 def test_centring_and_pca_come_from_training_data_and_scoring_does_not_refit():
     x, y, _, _ = draw(4, d=8)
     jb = JointBayesian(n_components=5).fit(x, y)

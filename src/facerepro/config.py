@@ -22,6 +22,11 @@ from facerepro.data.synth import SynthConfig
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+# Methods whose net is fitted in closed form on training faces (``fit``: a PCA), not trained by
+# a loss: the baselines of ours, with no paper settings to keep.
+FITTED_METHODS = ("pixels_pca", "lbp")
+
+
 class ConfigError(ValueError):
     """A config value is missing, unknown or of the wrong type."""
 
@@ -112,6 +117,10 @@ def _check_references(config: dict, source: str) -> None:
                     f"{source}: {section}.{name}.{key} = {entry[key]!r} is not a dataset of this "
                     f"config; known: {sorted(known)}"
                 )
+    for name, protocol in config.get("protocols", {}).items():
+        if "train" in protocol and protocol["train"] not in known:
+            raise ConfigError(f"{source}: protocols.{name}.train = {protocol['train']!r} is not "
+                              f"a dataset of this config; known: {sorted(known)}")
     for dataset in config.get("holdout", {}):
         if dataset not in known:
             raise ConfigError(f"{source}: holdout.{dataset} is not a dataset of this config; "

@@ -2,14 +2,16 @@
 
 SphereFace and CLMLE test on ``[f(x), f(flip(x))]`` (``flip_merge: concat``); ``sum`` adds the
 two, ``none`` keeps the original only. DeepID2+ reads several layers (FC-1..FC-4) at once:
-each requested module's output is captured by a forward hook. The npz stores every layer as
-``layer.<name>``, the first (or the net's output) also as ``features``, and which image each
-row is, so protocols can look rows up by ``image_id``.
+each requested module's output is captured by a forward hook. The npz stores the net's output
+as ``features``, every requested layer as ``layer.<name>``, how the flip was merged, and which
+image each row is, so protocols can look rows up by ``image_id``.
 
 A :class:`View` names which images and how they are shown to the net: a subset (``all`` or a
 split such as ``holdout``), optionally another crop template than the run's own (FaceNet's
-center crop vs aligned test faces) and a test-time degradation (FaceNet Table 4). Its ``name``
-(``all``, ``all~center_112x96``, ``all~jpeg10``, ``all~res0.033``) is the features file's name.
+center crop vs aligned test faces) and a test-time degradation (FaceNet Table 4; DeepID2+
+occlusion, Figs. 16-17). Its ``name`` (``all``, ``all~center_112x96``, ``all~jpeg10``,
+``all~res0.033``, ``all~bottom0.3``, ``all~block30``) is the features file's name. Blocks are
+drawn with one fixed seed, so every run is scored on the same occluded faces.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from facerepro.align.shards import read_shard
 from facerepro.atomic import atomic_path
 
 OUTPUT = "output"      # the name of the net's own output among the layers
-_JPEG, _RES = re.compile(r"jpeg(\d+)"), re.compile(r"res(\d*\.?\d+)")
+_DEGRADATIONS = {"jpeg_quality": (re.compile(r"jpeg(\d+)"), int),
+                 "resolution": (re.compile(r"res(\d*\.?\d+)"), float),
+                 "bottom": (re.compile(r"bottom(\d*\.?\d+)"), float),
+                 "block": (re.compile(r"block(\d+)"), int)}
+_TOKENS = {"jpeg_quality": "jpeg", "resolution": "res", "bottom": "bottom", "block": "block"}
+BLOCK_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -40,16 +47,18 @@ class View:
     template: str | None = None
     jpeg_quality: int | None = None
     resolution: float | None = None
+    bottom: float | None = None          # fraction of the face occluded from the bottom up
+    block: int | None = None             # side of a random black block, in 55x47-face pixels
 
     @property
     def name(self) -> str:
         parts = [self.subset]
         if self.template is not None:
             parts.append(self.template)
-        if self.jpeg_quality is not None:
-            parts.append(f"jpeg{self.jpeg_quality}")
-        if self.resolution is not None:
-            parts.append(f"res{self.resolution:g}")
+        for field, token in _TOKENS.items():
+            value = getattr(self, field)
+            if value is not None:
+                parts.append(f"{token}{value:g}")
         return "~".join(parts)
 
     @classmethod
@@ -57,10 +66,10 @@ class View:
         subset, *tokens = name.split("~")
         fields: dict = {}
         for token in tokens:
-            if m := _JPEG.fullmatch(token):
-                fields["jpeg_quality"] = int(m.group(1))
-            elif m := _RES.fullmatch(token):
-                fields["resolution"] = float(m.group(1))
+            for field, (pattern, kind) in _DEGRADATIONS.items():
+                if m := pattern.fullmatch(token):
+                    fields[field] = kind(m.group(1))
+                    break
             else:
                 fields["template"] = token
         view = cls(subset, **fields)
@@ -75,6 +84,10 @@ class View:
             images = degrade.jpeg(images, self.jpeg_quality)
         if self.resolution is not None:
             images = degrade.resolution(images, self.resolution)
+        if self.bottom is not None:
+            images = degrade.occlude_bottom(images, self.bottom)
+        if self.block is not None:
+            images = degrade.occlude_blocks(images, self.block, BLOCK_SEED)
         return images
 
 
@@ -128,7 +141,8 @@ def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
 def extract(model_path: str | Path, shard_dir: str | Path, dest: str | Path,
             view: View | None = None, layers: Sequence[str] = (), flip_merge: str = "concat",
             batch_size: int = 256, device: torch.device | str = "cpu") -> None:
-    """Features of the shard's images that ``view`` selects (default: all), as it shows them."""
+    """Features of the shard's images that ``view`` selects (default: all), as it shows them:
+    the net's output as ``features``, each named layer as ``layer.<name>``."""
     view = view or View()
     model = models.load(model_path, device)
     images, index = read_shard(shard_dir)
@@ -137,19 +151,36 @@ def extract(model_path: str | Path, shard_dir: str | Path, dest: str | Path,
         if index.empty:
             raise ValueError(f"{shard_dir} has no images of split {view.subset!r}")
         images = images[index.index.to_numpy()]
-    feats = embed(model, view.show(images), layers, flip_merge, batch_size, device)
-    first = next(iter(feats.values()))
+    feats = embed(model, view.show(images), [OUTPUT, *layers], flip_merge, batch_size, device)
     with atomic_path(dest) as tmp:
-        np.savez(tmp, features=first, image_id=index["image_id"].to_numpy(dtype=str),
-                 identity=index["identity"].to_numpy(dtype=str),
+        np.savez(tmp, features=feats.pop(OUTPUT), image_id=index["image_id"].to_numpy(dtype=str),
+                 identity=index["identity"].to_numpy(dtype=str), flip_merge=flip_merge,
                  **{f"layer.{name}": value for name, value in feats.items()})
 
 
-def load(path: str | Path, layer: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features, image_id, identity) of a features file; ``layer`` picks a named layer."""
+def layers(path: str | Path) -> list[str]:
+    """The named layers a features file holds besides the net's output (``[]``: none)."""
+    with np.load(path) as data:
+        return [k.removeprefix("layer.") for k in data.files if k.startswith("layer.")]
+
+
+def load(path: str | Path, layer: str | None = None, original_only: bool = False
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, image_id, identity) of a features file; ``layer`` picks a named layer.
+
+    ``original_only`` keeps the unflipped face's half of ``concat`` features: analyses of
+    single activations (sparsity, selectiveness) must not count a face twice.
+    """
     with np.load(path) as data:
         key = "features" if layer is None else f"layer.{layer}"
         if key not in data:
-            layers = [k.removeprefix("layer.") for k in data.files if k.startswith("layer.")]
-            raise KeyError(f"{path} has no layer {layer!r}; it has {layers}")
-        return data[key], data["image_id"], data["identity"]
+            raise KeyError(f"{path} has no layer {layer!r}; it has {layers(path)}")
+        x = data[key]
+        if original_only:
+            merge = str(data["flip_merge"])
+            if merge == "sum":
+                raise ValueError(f"{path} holds original + flipped sums (flip_merge: sum); "
+                                 f"set the run's flip_merge to concat or none for this analysis")
+            if merge == "concat":
+                x = x[:, :x.shape[1] // 2]
+        return x, data["image_id"], data["identity"]

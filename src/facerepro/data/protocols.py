@@ -1,5 +1,8 @@
-"""Evaluation protocols: pairs read from the datasets' own files (LFW ``pairs.txt``), and
-the splits we make ourselves (identities held out from training).
+"""Evaluation protocols as plain pandas dataframes: pairs, splits and labels read from the
+datasets' own files (LFW ``pairs.txt`` and its dev files, CelebA's partition, attribute and
+identity lists, the YouTube Faces ``splits.txt``), and the splits we make ourselves
+(identities held out from training; the identification splits are drawn in
+:mod:`facerepro.evaluation.identification`).
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import pandas as pd
 def read_pairs(path: str | Path) -> pd.DataFrame:
     """Parse an LFW ``pairs.txt``: header ``folds<TAB>n``, then per fold n same, n different.
 
-    Returns one row per pair in file order with columns fold, name1, num1, name2, num2, same,
-    and id1, id2 (the manifest image_ids). The fold of a pair is its position in the file, as
-    in the official protocol.
+    The View 1 files (``pairsDevTrain.txt``, ``pairsDevTest.txt``) have the header ``n`` alone:
+    one fold. Returns one row per pair in file order with columns fold, name1, num1, name2,
+    num2, same, and id1, id2 (the manifest image_ids). The fold of a pair is its position in
+    the file, as in the official protocol.
     """
     lines = Path(path).read_text().splitlines()
     try:
-        folds, per_fold = (int(v) for v in lines[0].split())
-    except ValueError as exc:
-        raise ValueError(f"{path}: first line must be '<folds>\\t<pairs per fold>'") from exc
+        header = [int(v) for v in lines[0].split()]
+        folds, per_fold = header if len(header) == 2 else (1, *header)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ValueError(f"{path}: first line must be '<folds>\\t<pairs per fold>' "
+                         f"(or '<pairs>' for the View 1 files)") from exc
     body = [line.split() for line in lines[1:] if line.strip()]
     expected = folds * 2 * per_fold
     if len(body) != expected:
@@ -46,6 +52,102 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
 def lfw_image_id(name: str, num: int) -> str:
     """The manifest image_id of LFW image ``num`` (1-based) of person ``name``."""
     return f"lfw/{name}/{name}_{num:04d}"
+
+
+CELEBA_PARTITIONS = {0: "train", 1: "val", 2: "test"}
+
+
+def read_celeba_partition(path: str | Path) -> pd.DataFrame:
+    """CelebA's ``list_eval_partition.txt`` (``<image> <0|1|2>`` per line): columns image,
+    partition, split (train / val / test), in file order."""
+    table = _whitespace_table(path, ["image", "partition"])
+    table["partition"] = table["partition"].astype(int)
+    unknown = sorted(set(table["partition"]) - set(CELEBA_PARTITIONS))
+    if unknown:
+        raise ValueError(f"{path}: partitions must be 0, 1 or 2; found {unknown}")
+    table["split"] = table["partition"].map(CELEBA_PARTITIONS)
+    return table
+
+
+def read_celeba_identities(path: str | Path) -> pd.DataFrame:
+    """CelebA's ``identity_CelebA.txt`` (``<image> <identity number>``): columns image,
+    identity (a string, as the manifest's)."""
+    return _whitespace_table(path, ["image", "identity"])
+
+
+def read_celeba_attributes(path: str | Path) -> pd.DataFrame:
+    """A CelebA-format attribute file (``list_attr_celeba.txt``; SynthFaces'
+    ``lfw_attributes.txt``): a count line, the attribute names, then ``<image> +-1 ...``.
+
+    Returns column image, then one boolean column per attribute (True where the file says 1).
+    """
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise ValueError(f"{path}: expected a count line and a line of attribute names")
+    try:
+        count = int(lines[0].split()[0])
+    except ValueError as exc:
+        raise ValueError(f"{path}: the first line must be the number of images") from exc
+    names = lines[1].split()
+    rows = [line.split() for line in lines[2:]]
+    if len(rows) != count:
+        raise ValueError(f"{path}: {len(rows)} image lines, the first line promises {count}")
+    bad = next((i for i, r in enumerate(rows) if len(r) != len(names) + 1), None)
+    if bad is not None:
+        raise ValueError(f"{path}: line {bad + 3} has {len(rows[bad]) - 1} values for "
+                         f"{len(names)} attributes")
+    values = np.array([r[1:] for r in rows], dtype=np.int8).reshape(len(rows), len(names))
+    if not np.isin(values, (-1, 1)).all():
+        raise ValueError(f"{path}: attribute values must be 1 or -1")
+    table = pd.DataFrame(values == 1, columns=names)
+    table.insert(0, "image", [r[0] for r in rows])
+    return table
+
+
+def _whitespace_table(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    rows = [line.split() for line in Path(path).read_text().splitlines() if line.strip()]
+    bad = next((i for i, r in enumerate(rows) if len(r) != len(columns)), None)
+    if bad is not None:
+        raise ValueError(f"{path}: line {bad + 1} has {len(rows[bad])} fields, expected "
+                         f"{len(columns)} ({', '.join(columns)})")
+    return pd.DataFrame(rows, columns=columns)
+
+
+YTF_COLUMNS = ("split number", "first name", "second name", "is same")
+
+
+def read_ytf_splits(path: str | Path) -> pd.DataFrame:
+    """The YouTube Faces benchmark's ``splits.txt``: CSV with a header naming at least
+    ``split number, first name, second name, is same``; names are ``<Person>/<video>``.
+
+    Returns one row per video pair in file order: fold (0-based; the file's split number
+    minus one), video1, video2 (``Person/video``, as the frame folders), name1, name2, same.
+    Extra columns (the corrected file's) are ignored.
+    """
+    table = pd.read_csv(path, skipinitialspace=True, dtype=str)
+    table.columns = [c.strip().lower() for c in table.columns]
+    missing = [c for c in YTF_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: header lacks {missing}; expected the columns "
+                         f"{', '.join(YTF_COLUMNS)}")
+    table = table[list(YTF_COLUMNS)].apply(lambda col: col.str.strip())
+    if table.isna().any().any():
+        raise ValueError(f"{path}: line {int(table.isna().any(axis=1).idxmax()) + 2} has "
+                         f"missing fields")
+    videos = table[["first name", "second name"]]
+    if not videos.apply(lambda col: col.str.fullmatch(r"[^/]+/[^/]+")).all().all():
+        raise ValueError(f"{path}: video names must be '<Person>/<video>'")
+    same = table["is same"].astype(int)
+    if not same.isin((0, 1)).all():
+        raise ValueError(f"{path}: 'is same' must be 0 or 1")
+    return pd.DataFrame({
+        "fold": table["split number"].astype(int) - 1,
+        "video1": videos["first name"],
+        "video2": videos["second name"],
+        "name1": videos["first name"].str.split("/").str[0],
+        "name2": videos["second name"].str.split("/").str[0],
+        "same": same.astype(bool),
+    })
 
 
 HOLDOUT = "holdout"

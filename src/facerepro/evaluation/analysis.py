@@ -22,11 +22,6 @@ the same way. Both directions count because the paper's neurons are selective by
 *or* inhibition; the low-side classifier scores exactly ``1 - B(t)``. The threshold is the best
 one on the given images (in-sample), so the values are an upper bound on held-out accuracy.
 
-Occlusion (DeepID2+, Sec. 7, Figs. 15-17), on uint8 (N, H, W, 3) aligned faces, black (0):
-``occlude_bottom`` blacks the bottom ``round(fraction * H)`` rows; ``occlude_blocks`` blacks
-one random square per image whose side is given in pixels of the paper's 55x47 face and scaled
-by ``H / reference_height``. Rounding is half up (16.5 -> 17).
-
 Angular Fisher score (SphereFace, Sec. 4.5 / Table 6), lower is better:
 
     AFS = S_w / S_b,
@@ -41,12 +36,6 @@ because it moves the means.
 from __future__ import annotations
 
 import numpy as np
-
-
-def _round_half_up(value: float) -> int:
-    # Rounding to 9 decimals first absorbs float noise (0.35 * 20 = 7.000000000000001) so that
-    # exact halves such as 0.1 * 55 = 5.5 round up the same way on every platform.
-    return int(np.floor(np.round(value, 9) + 0.5))
 
 
 def _as_matrix(activations: np.ndarray) -> np.ndarray:
@@ -155,56 +144,6 @@ def best_neurons(selectiveness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     selectiveness = np.asarray(selectiveness)
     best = np.argmax(selectiveness, axis=1)
     return best, selectiveness[np.arange(len(best)), best]
-
-
-# --- occlusion (DeepID2+ Figs. 15-17) ---------------------------------------------------------
-
-def _as_images(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}")
-    return images
-
-
-def occlude_bottom(images: np.ndarray, fraction: float) -> np.ndarray:
-    """Copy of ``images`` with the bottom ``round(fraction * H)`` rows black (half rounds up)."""
-    images = _as_images(images)
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
-    height = images.shape[1]
-    rows = _round_half_up(fraction * height)
-    out = images.copy()
-    out[:, height - rows:] = 0
-    return out
-
-
-def occlude_blocks(images: np.ndarray, size: int, seed: int,
-                   reference_height: int = 55) -> np.ndarray:
-    """Copy of ``images`` with one random black square per image, deterministic from ``seed``.
-
-    ``size`` is the side in pixels of a ``reference_height``-tall face (the paper's 55x47); the
-    side used is ``round(size * H / reference_height)`` (half up, at least 1). The block lies
-    fully inside the image: along an axis shorter than the side it spans the whole axis (a
-    "60x60" block on a 55x47 face covers 55x47). One ``numpy.random.Generator`` seeded with
-    ``seed`` draws all top rows, then all left columns, uniformly over the positions that fit.
-    """
-    images = _as_images(images)
-    if size <= 0 or reference_height <= 0:
-        raise ValueError(f"size and reference_height must be positive, got {size}, "
-                         f"{reference_height}")
-    n, height, width = images.shape[:3]
-    side = max(1, _round_half_up(size * height / reference_height))
-    block_h, block_w = min(side, height), min(side, width)
-    rng = np.random.default_rng(seed)
-    top = rng.integers(0, height - block_h + 1, size=n)
-    left = rng.integers(0, width - block_w + 1, size=n)
-    rows = np.arange(height)[None, :] - top[:, None]
-    cols = np.arange(width)[None, :] - left[:, None]
-    inside = (((rows >= 0) & (rows < block_h))[:, :, None]
-              & ((cols >= 0) & (cols < block_w))[:, None, :])
-    out = images.copy()
-    out[inside] = 0
-    return out
 
 
 # --- angular Fisher score (SphereFace Table 6) ------------------------------------------------

@@ -65,7 +65,8 @@ class JointBayesian(BaseEstimator):
     scoring (about ``(d_in + 3 d) * chunk * 8`` bytes for d_in input and d model dimensions),
     not the result.
 
-    Fitted: ``mean_`` and ``pca_`` (training centring and PCA, or None), ``s_mu_``,
+    Fitted: ``mean_`` and ``pca_`` (training centring and PCA, or None: no ``n_components``,
+    or not fewer than the features' dimensions), ``s_mu_``,
     ``s_eps_``, ``A_``, ``G_``, ``n_iter_``, ``converged_``, and for scoring ``offset_``,
     ``projection_`` (centring, PCA and W as one affine map), ``score_a_`` and ``score_g_``
     (the diagonals of A and G in W's basis).
@@ -101,7 +102,9 @@ class JointBayesian(BaseEstimator):
         self.mean_ = X.mean(0)
         x = X - self.mean_
         self.pca_ = None
-        if self.n_components is not None:
+        # A PCA to as many dimensions as the features have would only rotate them (one
+        # protocol scores 8-d codes and 1,024-d activations alike), so it is skipped.
+        if self.n_components is not None and self.n_components < x.shape[1]:
             self.pca_ = PCA(self.n_components, random_state=0).fit(x)
             x = self.pca_.transform(x)
         n_ids, d = len(counts), x.shape[1]

@@ -2,23 +2,45 @@
 
 Kinds: ``lfw_pairs`` (k-fold verification, any scorer), ``lfw_identification`` (closed- and
 open-set identification, Best-Rowden et al., on our seeded splits), ``clustering``
-(agglomerative clustering of the test identities, FaceNet Sec. 5.7) and ``angular_fisher``
-(SphereFace's angular Fisher score of the test features, Table 6). A protocol's ``template`` and
-``degrade`` keys choose the features :class:`~facerepro.features.View` it reads.
+(agglomerative clustering of the test identities, FaceNet Sec. 5.7), ``angular_fisher``
+(SphereFace's angular Fisher score of the test features, Table 6), and for DeepID2+
+``occlusion`` (verification of every feature layer as the faces are occluded, Figs. 16-17),
+``sparsity`` (Fig. 7) and ``selectiveness`` (single-neuron accuracy, Figs. 9-10), and for
+Compact int32 ``compact_search`` (recall vs bins visited, Fig. 5) and ``lut_attribute`` (the
+look-up-table gender classifier). A protocol's ``template`` and ``degrade`` keys choose the
+features :class:`~facerepro.features.View` it reads, its ``layer`` key the features layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from facerepro import features
 from facerepro.data.download import sha256_of
-from facerepro.data.protocols import read_pairs
+from facerepro.data.protocols import read_celeba_attributes, read_pairs
 from facerepro.evaluation import metrics
-from facerepro.evaluation.analysis import angular_fisher_terms, binarize, fisher_ratio
+from facerepro.evaluation.analysis import (
+    angular_fisher_terms,
+    best_neurons,
+    binarize,
+    fisher_ratio,
+    neuron_selectiveness,
+    one_vs_rest,
+    sparsity_histograms,
+    sparsity_summary,
+)
+from facerepro.evaluation.attributes import balanced_accuracy
 from facerepro.evaluation.clustering import clustering_scores
+from facerepro.evaluation.compact_search import (
+    LookupTableClassifier,
+    recall_at_bins_fraction,
+    search_recall_curve,
+)
 from facerepro.evaluation.identification import (
     closed_set_identification,
     closed_set_split,
@@ -36,36 +58,98 @@ def protocol_view(protocol: dict) -> features.View:
                          degrade.get("resolution"))
 
 
+def protocol_views(protocol: dict) -> list[features.View]:
+    """Every features view a protocol reads, its own first; an occlusion curve adds one view
+    per occlusion level."""
+    view = protocol_view(protocol)
+    if protocol["kind"] != "occlusion":
+        return [view]
+    return [view, *(replace(view, bottom=f) for f in protocol["bottom"]),
+            *(replace(view, block=size) for size in protocol["blocks"])]
+
+
 # Joint Bayesian on the real-valued features, and on the binarised codes (DeepID2+ Table 4).
 JB_SCORERS = {"joint_bayesian": lambda x: x, "joint_bayesian_binary": binarize}
 
 
-def joint_bayesian_scorer(name: str, options: dict, train_path: str | Path) -> Scorer:
+def joint_bayesian_scorer(name: str, options: dict, train_path: str | Path,
+                          layer: str | None = None) -> Scorer:
     """JB fitted on held-out identities' features (never the protocol's own identities)."""
     code = JB_SCORERS[name]
-    x, _, identity = features.load(train_path)
+    x, _, identity = features.load(train_path, layer)
     model = JointBayesian(**options).fit(code(x).astype(np.float64), identity)
     return lambda a, b: model.score_pairs(code(a), code(b))
 
 
-def verification(protocol: dict, feats: np.ndarray, image_ids: np.ndarray,
-                 dataset_root: str | Path, jb_train_path: str | Path | None,
-                 provenance: dict) -> dict[str, dict]:
-    """k-fold verification over the dataset's pairs file, once per scorer."""
+def _scorer(name: str, protocol: dict, jb_train_path: str | Path | None, layer: str | None,
+            provenance: dict) -> Scorer:
+    if name not in JB_SCORERS:
+        return SCORERS[name]
+    provenance["joint_bayesian_train"] = str(jb_train_path)
+    provenance["joint_bayesian_train_sha256"] = sha256_of(jb_train_path)
+    options = {k: v for k, v in protocol["joint_bayesian"].items() if k != "train"}
+    return joint_bayesian_scorer(name, options, jb_train_path, layer)
+
+
+def _pairs(protocol: dict, dataset_root: str | Path, provenance: dict):
     pairs_file = Path(dataset_root) / protocol["pairs_file"]
-    pairs = read_pairs(pairs_file)
     provenance.update(pairs_file=str(pairs_file), pairs_sha256=sha256_of(pairs_file))
-    scorers = {}
+    return read_pairs(pairs_file)
+
+
+def verification(protocol: dict, features_path: str | Path, dataset_root: str | Path,
+                 jb_train_path: str | Path | None, provenance: dict) -> dict[str, dict]:
+    """k-fold verification over the dataset's pairs file, once per scorer."""
+    layer = protocol.get("layer")
+    feats, image_ids, _ = features.load(features_path, layer)
+    pairs = _pairs(protocol, dataset_root, provenance)
+    return {scorer: verify_pairs(feats, image_ids, pairs,
+                                 _scorer(scorer, protocol, jb_train_path, layer, provenance),
+                                 protocol["fars"])
+            for scorer in protocol["scorers"]}
+
+
+def _level(view: features.View) -> str:
+    """An occlusion level's name: ``none``, ``bottom0.3``, ``block30``."""
+    if view.bottom is not None:
+        return f"bottom{view.bottom:g}"
+    return "none" if view.block is None else f"block{view.block}"
+
+
+def occlusion(protocol: dict, features_paths: Sequence[str | Path], dataset_root: str | Path,
+              jb_train_path: str | Path | None, provenance: dict) -> dict[str, dict]:
+    """Verification accuracy of every feature layer at every occlusion level (DeepID2+ Figs.
+    16-17); the scorers (Joint Bayesian included) are trained on unoccluded faces.
+
+    Values ``<level>@<layer>`` (level ``none``, ``bottom0.1`` ..., ``block10`` ...), and per
+    layer ``mean_drop_bottom@<layer>`` / ``mean_drop_block@<layer>``: the mean fall of the
+    accuracy from the unoccluded one over the levels, the number that says which layer
+    degrades fastest.
+    """
+    views = protocol_views(protocol)
+    pairs = _pairs(protocol, dataset_root, provenance)
+    layers = features.layers(features_paths[0]) or [None]
+    out = {}
     for scorer in protocol["scorers"]:
-        if scorer in JB_SCORERS:
-            options = {k: v for k, v in protocol["joint_bayesian"].items() if k != "train"}
-            score = joint_bayesian_scorer(scorer, options, jb_train_path)
-            provenance["joint_bayesian_train"] = str(jb_train_path)
-            provenance["joint_bayesian_train_sha256"] = sha256_of(jb_train_path)
-        else:
-            score = SCORERS[scorer]
-        scorers[scorer] = verify_pairs(feats, image_ids, pairs, score, protocol["fars"])
-    return scorers
+        values, curves = {}, {}
+        for layer in layers:
+            score = _scorer(scorer, protocol, jb_train_path, layer, provenance)
+            accuracy = {}
+            for view, path in zip(views, features_paths, strict=True):
+                feats, image_ids, _ = features.load(path, layer)
+                result = verify_pairs(feats, image_ids, pairs, score, protocol["fars"])
+                accuracy[_level(view)] = result["values"]["accuracy_mean"]
+            name = layer or features.OUTPUT
+            values.update({f"{level}@{name}": acc for level, acc in accuracy.items()})
+            for kind, levels in (("bottom", protocol["bottom"]), ("block", protocol["blocks"])):
+                ys = [accuracy[f"{kind}{level:g}"] for level in levels]
+                values[f"mean_drop_{kind}@{name}"] = accuracy["none"] - float(np.mean(ys))
+                curves[f"{kind}@{name}"] = {"x": [0, *levels], "y": [accuracy["none"], *ys]}
+        out[scorer] = {"values": values, "curves": curves,
+                       "n": {"pairs": len(pairs), "levels": len(views)},
+                       "notes": ["nets and scorers trained on unoccluded faces; the blocks are "
+                                 "the same for every run (one fixed seed)"]}
+    return out
 
 
 def identification(protocol: dict, feats: np.ndarray, identity: np.ndarray) -> dict[str, dict]:
@@ -128,21 +212,135 @@ def angular_fisher(protocol: dict, feats: np.ndarray, identity: np.ndarray) -> d
                               "identities": len(np.unique(identity[rows]))}}}
 
 
-def run_protocol(run: str, name: str, protocol: dict, features_path: str | Path,
-                 dataset_root: str | Path, dest: str | Path,
-                 jb_train_path: str | Path | None = None) -> dict:
-    """Evaluate one run's features on one configured protocol; write the metrics file."""
-    feats, image_ids, identity = features.load(features_path)
-    provenance = {"features": str(features_path), "features_sha256": sha256_of(features_path)}
-    if protocol["kind"] == "lfw_pairs":
-        scorers = verification(protocol, feats, image_ids, dataset_root, jb_train_path,
-                               provenance)
-    elif protocol["kind"] == "lfw_identification":
-        scorers = identification(protocol, feats, identity)
-    elif protocol["kind"] == "clustering":
-        scorers = clustering(protocol, feats, identity)
-    elif protocol["kind"] == "angular_fisher":
-        scorers = angular_fisher(protocol, feats, identity)
+def sparsity(protocol: dict, features_path: str | Path) -> dict[str, dict]:
+    """How many neurons each face activates and on how many faces each neuron is active."""
+    acts, _, _ = features.load(features_path, protocol.get("layer"), original_only=True)
+    summary = sparsity_summary(acts, protocol["threshold"])
+    counts = {"images": summary.pop("n_images"), "neurons": summary.pop("n_neurons")}
+    curves = {name: {"x": h["edges"][:-1].tolist(), "y": h["counts"].tolist()}
+              for name, h in sparsity_histograms(acts, protocol["threshold"],
+                                                 protocol["bins"]).items()}
+    return {"activations": {"values": summary, "n": counts, "curves": curves,
+                            "notes": [f"active = activation > {protocol['threshold']:g}; the "
+                                      f"original faces only (not the flipped copies)"]}}
+
+
+def _attributes_of(image_ids: np.ndarray, path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """(attributes of the images the file lists, in order; which of ``image_ids`` those are).
+
+    Image ids carry the image folder (``lfw/Name/Name_0001``); attribute files name images
+    within it (``Name/Name_0001.jpg``).
+    """
+    table = read_celeba_attributes(path)
+    table.index = [str(Path(name).with_suffix("")) for name in table.pop("image")]
+    within = np.array([i.partition("/")[2] for i in image_ids.astype(str)])
+    rows = np.isin(within, table.index)
+    if not rows.any():
+        raise ValueError(f"{path} lists none of the {len(image_ids)} images, e.g. "
+                         f"{image_ids[0]!r}; is it this dataset's attribute file?")
+    return table.loc[within[rows]], rows
+
+
+def selectiveness(protocol: dict, features_path: str | Path,
+                  dataset_root: str | Path) -> dict[str, dict]:
+    """Best single-neuron balanced accuracy per identity (the ``identities`` people with the
+    most images) and per binary attribute of the dataset's attribute file, one target vs the
+    rest; the threshold is chosen on the same faces, so these are upper bounds."""
+    acts, image_ids, identity = features.load(features_path, protocol.get("layer"),
+                                              original_only=True)
+    names, counts = np.unique(identity, return_counts=True)
+    top = names[np.argsort(-counts, kind="stable")[:protocol["identities"]]]
+    classes, targets = one_vs_rest(np.where(np.isin(identity, top), identity, ""))
+    keep = classes != ""
+    _, id_best = best_neurons(neuron_selectiveness(acts, targets[:, keep]))
+    attrs, labelled = _attributes_of(image_ids, Path(dataset_root) / protocol["attributes_file"])
+    varied = attrs.columns[(attrs.any() & ~attrs.all()).to_numpy()]
+    _, attr_best = best_neurons(neuron_selectiveness(acts[labelled],
+                                                     attrs[varied].to_numpy(bool)))
+    values = {"identity_best_mean": float(id_best.mean()),
+              "identity_best_min": float(id_best.min()),
+              "attribute_best_mean": float(attr_best.mean())}
+    values.update({f"attribute:{a}": float(v) for a, v in zip(varied, attr_best, strict=True)})
+    return {"single_neuron": {
+        "values": values,
+        "n": {"images": len(acts), "neurons": acts.shape[1], "identities": int(keep.sum()),
+              "attributes": len(varied), "attribute_images": int(labelled.sum())},
+        "notes": ["balanced accuracy of the best neuron with the best threshold on the same "
+                  "faces (in-sample: an upper bound)"]}}
+
+
+def compact_search(protocol: dict, features_path: str | Path, bits: int) -> dict[str, dict]:
+    """Recall of a face's other images against the fraction of code bins visited, bins in
+    ascending distance from the query's code (Compact int32 Fig. 5)."""
+    codes, _, identity = features.load(features_path)
+    curve = search_recall_curve(codes.astype(np.int64), identity, bits, protocol["min_images"])
+    values = {f"recall@bins={f:g}": recall_at_bins_fraction(curve, f)
+              for f in protocol["bins_fractions"]}
+    return {"l1": {"values": values,
+                   "n": {"queries": int(curve.attrs["n_queries"]),
+                         "database": int(curve.attrs["n_database"]),
+                         "bits": codes.shape[1] * bits},
+                   "curves": {"recall_vs_bins": {"x": curve["bins_fraction"].tolist(),
+                                                 "y": curve["recall"].tolist()}}}}
+
+
+def lut_attribute(protocol: dict, features_path: str | Path, train_path: str | Path,
+                  dataset_root: str | Path, train_root: str | Path,
+                  bits: int) -> dict[str, dict]:
+    """The look-up-table classifier of one binary attribute (Compact int32: gender): label
+    counts per code bin from the training faces, the query's bin (or the nearest non-empty
+    bins) decides."""
+    attribute = protocol["attribute"]
+
+    def labelled(path: str | Path, root: str | Path, file: str) -> tuple[np.ndarray, np.ndarray]:
+        codes, image_ids, _ = features.load(path)
+        attrs, rows = _attributes_of(image_ids, Path(root) / file)
+        return codes[rows].astype(np.int64), attrs[attribute].to_numpy()
+
+    x_train, y_train = labelled(train_path, train_root, protocol["train_attributes_file"])
+    x_test, y_test = labelled(features_path, dataset_root, protocol["attributes_file"])
+    lut = LookupTableClassifier(bits).fit(x_train, y_train)
+    _, radius = lut.lookup(x_test)
+    pred = lut.predict(x_test)
+    return {"lookup_table": {
+        "values": {"accuracy": float(np.mean(pred == y_test)),
+                   "balanced_accuracy": float(balanced_accuracy(
+                       y_test[:, None], pred[:, None])["balanced_accuracy"].iloc[0]),
+                   "empty_bin_fraction": float(np.mean(radius > 0))},
+        "n": {"train": len(x_train), "test": len(x_test), "bins": len(lut.bin_ids_)}}}
+
+
+def run_protocol(run: str, name: str, protocol: dict, features_paths: Sequence[str | Path],
+                 dataset_root: str | Path, dest: str | Path, run_config: dict,
+                 jb_train_path: str | Path | None = None,
+                 train_path: str | Path | None = None,
+                 train_root: str | Path | None = None) -> dict:
+    """Evaluate one run on one configured protocol and write the metrics file.
+
+    ``features_paths`` are the views of :func:`protocol_views`, in order; ``jb_train_path``
+    the held-out features Joint Bayesian learns from; ``train_path`` and ``train_root`` the
+    training faces' features and dataset of a look-up table.
+    """
+    kind, main = protocol["kind"], features_paths[0]
+    provenance = {"features": str(main), "features_sha256": sha256_of(main)}
+    bits = run_config["net_options"].get("bits", 1)
+    if kind == "lfw_pairs":
+        scorers = verification(protocol, main, dataset_root, jb_train_path, provenance)
+    elif kind == "occlusion":
+        scorers = occlusion(protocol, features_paths, dataset_root, jb_train_path, provenance)
+    elif kind == "sparsity":
+        scorers = sparsity(protocol, main)
+    elif kind == "selectiveness":
+        scorers = selectiveness(protocol, main, dataset_root)
+    elif kind == "compact_search":
+        scorers = compact_search(protocol, main, bits)
+    elif kind == "lut_attribute":
+        scorers = lut_attribute(protocol, main, train_path, dataset_root, train_root, bits)
     else:
-        raise ValueError(f"unknown protocol kind {protocol['kind']!r}")
-    return metrics.write(dest, run, name, protocol["kind"], scorers, provenance)
+        feats, _, identity = features.load(main, protocol.get("layer"))
+        by_identity = {"lfw_identification": identification, "clustering": clustering,
+                       "angular_fisher": angular_fisher}
+        if kind not in by_identity:
+            raise ValueError(f"unknown protocol kind {kind!r}")
+        scorers = by_identity[kind](protocol, feats, identity)
+    return metrics.write(dest, run, name, kind, scorers, provenance)

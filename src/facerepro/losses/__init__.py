@@ -7,8 +7,9 @@ from torch import nn
 
 from facerepro.losses.a_softmax import ASoftmaxLoss
 from facerepro.losses.center import CenterLoss
-from facerepro.losses.ident_verif import IdentVerifLoss
+from facerepro.losses.ident_verif import IdentVerifLoss, LayerwiseIdentVerifLoss
 from facerepro.losses.l_softmax import LSoftmaxLoss
+from facerepro.losses.pair_logistic import PairLogisticLoss
 from facerepro.losses.softmax import SoftmaxLoss
 from facerepro.losses.triplet import TripletLoss
 
@@ -17,11 +18,19 @@ _CLASSIFIERS = {"softmax": SoftmaxLoss, "a_softmax": ASoftmaxLoss, "l_softmax": 
                 "softmax_contrastive": IdentVerifLoss, "softmax_center": CenterLoss}
 
 
-def build(method: str, embedding_dim: int, num_classes: int, options: dict | None = None
-          ) -> nn.Module:
+def build(method: str, embedding_dim: int, num_classes: int, options: dict | None = None,
+          supervised_layers: int = 1) -> nn.Module:
+    """The method's loss; ``supervised_layers`` is how many feature layers of the net the
+    layer-wise ``ident_verif`` supervises (DeepID2+: FC-1..FC-4)."""
     options = options or {}
     if method in _CLASSIFIERS:
         return _CLASSIFIERS[method](embedding_dim, num_classes, **options)
+    if method == "ident_verif":
+        return LayerwiseIdentVerifLoss([embedding_dim] * supervised_layers, num_classes,
+                                       **options)
     if method == "triplet":
         return TripletLoss(**options)
-    raise KeyError(f"unknown method {method!r}; known: {', '.join(_CLASSIFIERS)}, triplet")
+    if method == "pair_logistic":
+        return PairLogisticLoss(**options)
+    raise KeyError(f"unknown method {method!r}; known: {', '.join(_CLASSIFIERS)}, ident_verif, "
+                   f"triplet, pair_logistic")

@@ -1,4 +1,4 @@
-"""Joint identification-verification supervision of one feature layer.
+"""Joint identification-verification supervision of one feature layer, or of several.
 
 Sun, Chen, Wang, Tang, DeepID2, NIPS 2014, Eq. 3 (Verif as in its Eq. 2):
 
@@ -7,10 +7,18 @@ Sun, Chen, Wang, Tang, DeepID2, NIPS 2014, Eq. 3 (Verif as in its Eq. 2):
 ``Ident`` the softmax cross-entropy over training identities (``SoftmaxLoss``), ``Verif`` the
 contrastive loss on the pairs of the batch (``ContrastiveLoss``), both on the same feature f;
 DeepID2 used lambda = 0.05. It is also SphereFace Table 4's "softmax + contrastive" baseline.
-DeepID2+ applies this supervision to each of FC-1..FC-4; one instance per layer, summed.
+
+DeepID2+ (Sun, Wang, Tang, CVPR 2015, Sec. 3 and Fig. 2) supervises FC-1..FC-4 simultaneously,
+each with its own identity classifier:
+
+    L = sum_n [ Ident_n(f^n, t) + lambda * Verif(f^n_i, f^n_j, y_ij) ]     n = 1..4
+
+(``LayerwiseIdentVerifLoss``, one ``IdentVerifLoss`` per supervised layer).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -40,3 +48,26 @@ class IdentVerifLoss(nn.Module):
 
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.identification.logits(embeddings)
+
+
+class LayerwiseIdentVerifLoss(nn.Module):
+    """Sum of one ``IdentVerifLoss`` per supervised layer, each with its own classifier.
+
+    ``layerwise`` is not used here: the trainer passes it to ``model.supervised``, which decides
+    whether FC-1..FC-3 send gradients into the convolutions.
+    """
+
+    def __init__(self, dims: Sequence[int], num_classes: int, verification_weight: float = 0.05,
+                 margin: float = 1.0, bias: bool = True, layerwise: bool = True) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+        self.layers = nn.ModuleList(
+            IdentVerifLoss(d, num_classes, verification_weight, margin, bias) for d in self.dims)
+        self.layerwise = layerwise
+
+    def forward(self, layers: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        if len(layers) != len(self.dims):
+            raise ValueError(f"{len(layers)} feature layers given, but the loss supervises "
+                             f"{len(self.dims)} (dims {self.dims})")
+        pairs = zip(self.layers, layers, strict=True)
+        return torch.stack([loss(f, labels) for loss, f in pairs]).sum()

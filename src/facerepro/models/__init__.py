@@ -10,25 +10,29 @@ import torch
 from torch import nn
 
 from facerepro.atomic import atomic_path
+from facerepro.models.compact import CompactNet
+from facerepro.models.deepid import DeepID2Net, DeepID2PlusNet
 from facerepro.models.facenet import NN1, InceptionNN2
+from facerepro.models.lbp import LBPFeatures
 from facerepro.models.pca import PixelPCA
 from facerepro.models.sphere import SphereNet
 
-_FACENET = {"facenet_nn1": NN1, "facenet_nn2": InceptionNN2}
+_NETS = {"facenet_nn1": NN1, "facenet_nn2": InceptionNN2, "deepid2": DeepID2Net,
+         "deepid2plus": DeepID2PlusNet, "compact": CompactNet, "pixels_pca": PixelPCA,
+         "lbp": LBPFeatures}
 
 
 def build(net: str, input_size: tuple[int, int], embedding_dim: int, **options: Any
           ) -> nn.Module:
-    """A backbone from its config name (``sphere4`` ... ``sphere64``, ``facenet_nn1``,
-    ``facenet_nn2``, ``pixels_pca``) and its ``net_options``."""
+    """A backbone from its config name (``sphere4`` ... ``sphere64`` or a key of ``_NETS``)
+    and its ``net_options``."""
     if net.startswith("sphere") and net[6:].isdigit():
         return SphereNet(int(net[6:]), input_size, embedding_dim, **options)
-    if net in _FACENET:
-        return _FACENET[net](input_size, embedding_dim, **options)
-    if net == "pixels_pca":
-        return PixelPCA(input_size, embedding_dim, **options)
-    raise KeyError(f"unknown net {net!r}; known: sphere4/10/20/36/64, {', '.join(_FACENET)}, "
-                   f"pixels_pca")
+    if net in _NETS:
+        if "maps" in options:       # YAML gives a list; the nets take a fixed-length tuple
+            options = {**options, "maps": tuple(options["maps"])}
+        return _NETS[net](input_size, embedding_dim, **options)
+    raise KeyError(f"unknown net {net!r}; known: sphere4/10/20/36/64, {', '.join(_NETS)}")
 
 
 def to_input(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

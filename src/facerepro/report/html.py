@@ -12,15 +12,15 @@ import jinja2
 import pandas as pd
 
 from facerepro.atomic import atomic_path
-from facerepro.config import applicable_properties, load_schema
+from facerepro.config import FITTED_METHODS, applicable_properties, load_schema
 from facerepro.evaluation.metrics import read as read_metrics
-from facerepro.report.figures import roc_png
+from facerepro.report.figures import lines_png, roc_png
 from facerepro.report.tables import claim_summary, paper_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Settings that change what is measured or logged, or only the speed: never a deviation.
 REPORTING_ONLY = {"eval_every", "log_every", "checkpoint_every", "scorers", "fars", "gpus",
-                  "amp", "compile", "channels_last"}
+                  "amp", "compile", "channels_last", "feature_layers"}
 
 
 def _data_uri(png: bytes) -> str:
@@ -44,14 +44,16 @@ def dataset_summary(manifests: dict[str, str]) -> list[dict]:
 
 def _changed(values: dict, props: dict, prefix: str = "") -> list[str]:
     """``key = value (paper: default)`` for each value that differs from its schema default;
-    nested settings key by key where the schema gives their defaults one by one."""
+    nested settings key by key where the schema gives their defaults one by one. Settings the
+    paper gives no value for (``x-no-paper-value`` in the schema) cannot deviate from it."""
     lines = []
     for key, value in values.items():
         sub = props.get(key, {})
         nested = sub.get("properties", {})
         if isinstance(value, dict) and any("default" in p for p in nested.values()):
             lines += _changed(value, nested, f"{prefix}{key}.")
-        elif "default" in sub and value != sub["default"] and key not in REPORTING_ONLY:
+        elif ("default" in sub and value != sub["default"] and key not in REPORTING_ONLY
+              and not sub.get("x-no-paper-value")):
             lines.append(f"{prefix}{key} = {value} (paper: {sub['default']})")
     return lines
 
@@ -63,7 +65,7 @@ def deviations(config: dict) -> list[str]:
     lines = [f"align.{line}" for line in _changed(config["align"],
                                                    schema["properties"]["align"]["properties"])]
     for run, spec in config["runs"].items():
-        if spec["method"] == "pixels_pca":     # a baseline of ours: no paper settings to keep
+        if spec["method"] in FITTED_METHODS:   # baselines of ours: no paper settings to keep
             continue
         changed = _changed(spec, applicable_properties(schema["$defs"]["run"], spec))
         if changed:
@@ -73,6 +75,36 @@ def deviations(config: dict) -> list[str]:
         if changed:
             lines.append(f"{name}: " + "; ".join(changed))
     return lines
+
+
+# Curves of the analysis protocols: (curve name prefix, x label, y label, x scale).
+_FIGURES = {
+    "occlusion": [("bottom@", "share of the face occluded from the bottom", "LFW accuracy",
+                   "linear"),
+                  ("block@", "block side (pixels of a 55x47 face)", "LFW accuracy", "linear")],
+    "compact_search": [("recall_vs_bins", "fraction of the bins visited", "recall", "log")],
+    "sparsity": [("per_image", "neurons active on a face", "faces", "linear")],
+}
+
+
+def analysis_figures(payloads: dict[tuple[str, str], dict]) -> dict[str, bytes]:
+    """Line plots of the analysis curves, one figure per protocol and curve kind, a line per
+    run and layer: accuracy under occlusion (DeepID2+ Figs. 16-17), recall vs bins visited
+    (Compact int32 Fig. 5), the active-neuron histogram (DeepID2+ Fig. 7)."""
+    grouped: dict[str, dict] = defaultdict(dict)
+    labels: dict[str, tuple[str, str, str]] = {}
+    for (run, protocol), payload in payloads.items():
+        for prefix, xlabel, ylabel, xscale in _FIGURES.get(payload["kind"], []):
+            title = f"{protocol}: {prefix.rstrip('@_')}"
+            for scorer in payload["scorers"].values():
+                for name, curve in scorer.get("curves", {}).items():
+                    if name.startswith(prefix):
+                        layer = name.removeprefix(prefix)
+                        label = f"{run} {layer}".strip()
+                        grouped[title][label] = (curve["x"], curve["y"])
+            labels[title] = (xlabel, ylabel, xscale)
+    return {title: lines_png(curves, title, *labels[title], markers=True)
+            for title, curves in grouped.items() if curves}
 
 
 def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[str, str],
@@ -105,9 +137,15 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
                     curves[protocol][label] = {"fpr": m["curves"]["roc"]["x"],
                                                "tpr": m["curves"]["roc"]["y"]}
             else:
-                analyses.append({**row, "kind": payload["kind"], "scorer": scorer,
-                                 "values": v, "n": m["n"], "notes": m.get("notes", [])})
+                # per-level and per-attribute values live in the paper tables and the figures
+                summary = {k: x for k, x in v.items() if "@" not in k and ":" not in k
+                           or k.startswith("recall@")}
+                if summary:
+                    analyses.append({**row, "kind": payload["kind"], "scorer": scorer,
+                                     "values": summary, "n": m["n"],
+                                     "notes": m.get("notes", [])})
     rocs = {p: roc_png(c, f"ROC, {p}") for p, c in curves.items()}
+    figures = analysis_figures(payloads)
     if roc_dest is not None and rocs:
         with atomic_path(roc_dest) as tmp:
             tmp.write_bytes(next(iter(rocs.values())))
@@ -127,6 +165,7 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
         identification=identification,
         analyses=analyses,
         rocs={p: _data_uri(png) for p, png in rocs.items()},
+        figures={title: _data_uri(png) for title, png in figures.items()},
         runs=runs,
         deviations=deviations(config),
         config_text=json.dumps(config, indent=1, sort_keys=True),

@@ -2,14 +2,18 @@
 
 ``references/<paper>.yaml`` holds, per table, its columns (a metric: protocol, scorer, value key,
 scale, whether higher is better) and its rows (a label, the reported values, and the run that
-reproduces them). A row or a column may name the run or the protocol; the row's choice wins, so
-a table can vary the run (one row per model) or the protocol (one row per test condition).
+reproduces them). A row or a column may name the run, the protocol or the scorer; the row's
+choice wins, so a table can vary the run (one row per model), the protocol (one row per test
+condition) or the scorer. A column's value key may contain ``{layer}``, filled in from the row's
+``layer`` (one row per feature layer of a net).
 
 A claim is checked on the reproduced values of one column:
 
 - ``order: [a, b, c]``: a is better than b, b better than c (strictly);
-- ``best: a`` / ``worst: a``: a is better / worse than every other row of the table;
-- ``at_least: {row: a, value: v}``: a reaches v.
+- ``best: a`` / ``worst: a``: a is better / worse than every other row of the table, or than
+  every row listed in ``among``;
+- ``at_least: {row: a, value: v}``: a reaches v;
+- ``within: {row: a, low: u, high: v}``: u <= a <= v (the papers' "about half").
 
 A claim whose rows have no reproduced value (the run is not in this config) is "not run",
 never "held".
@@ -70,18 +74,20 @@ def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
     def show(label: str) -> str:
         return f"{label} {value[label]:.{digits}f}"
 
+    bounded = claim.get("at_least") or claim.get("within")
     if "order" in claim:
         named = claim["order"]
-    elif "at_least" in claim:
-        named = [claim["at_least"]["row"]]
+    elif bounded:
+        named = [bounded["row"]]
     else:
         named = [claim.get("best") or claim.get("worst")]
-    unknown = [label for label in named if label not in value]
+    among = claim.get("among", list(value))
+    unknown = [label for label in [*named, *among] if label not in value]
     if unknown:
         raise ValueError(f"claim {claim['text']!r} names rows {unknown} that the table lacks")
-    # best / worst compare with every row, so every row needs its value
-    needed = named if "order" in claim or "at_least" in claim else list(value)
-    missing = [label for label in needed if value[label] is None]
+    # best / worst compare with every row they are ranked among, so each needs its value
+    needed = named if "order" in claim or bounded else [*named, *among]
+    missing = [label for label in dict.fromkeys(needed) if value[label] is None]
     if missing:
         return {"text": claim["text"], "status": NOT_RUN,
                 "detail": "no reproduced value for " + ", ".join(missing)}
@@ -92,9 +98,13 @@ def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
         label, bound = named[0], claim["at_least"]["value"]
         held = value[label] >= bound
         detail = f"{show(label)} (bound {bound:g})"
+    elif "within" in claim:
+        label, low, high = named[0], claim["within"]["low"], claim["within"]["high"]
+        held = low <= value[label] <= high
+        detail = f"{show(label)} (range {low:g} to {high:g})"
     else:
         label = named[0]
-        others = [k for k in value if k != label]
+        others = [k for k in among if k != label]
         wants_best = "best" in claim
         held = all(_better(value[label], value[k], column) == wants_best for k in others)
         detail = f"{show(label)}; others: " + ", ".join(show(k) for k in others)
@@ -118,7 +128,9 @@ def paper_tables(metrics: dict[tuple[str, str], dict],
                                      f"{row['label']!r}: {len(reported)} reported values for "
                                      f"{len(columns)} columns")
                 overrides = {k: row[k] for k in ("run", "protocol", "scorer") if k in row}
-                cells = [_cell({**column, **overrides}, value, metrics)
+                cells = [_cell({**column, **overrides,
+                                "value": column["value"].format(layer=row.get("layer"))},
+                               value, metrics)
                          for column, value in zip(columns, reported, strict=True)]
                 rows.append({"label": row["label"], "cells": cells})
             claims = [check_claim(c, columns, rows) for c in table.get("claims", [])]

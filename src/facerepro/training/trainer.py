@@ -32,9 +32,10 @@ from tqdm import tqdm
 from facerepro import losses, models
 from facerepro.align.shards import IMAGES, INDEX, read_shard
 from facerepro.atomic import write_json
-from facerepro.config import digest
+from facerepro.config import FITTED_METHODS, digest
 from facerepro.data.download import sha256_of
 from facerepro.data.protocols import HOLDOUT
+from facerepro.losses.ident_verif import LayerwiseIdentVerifLoss
 from facerepro.training import checkpoint, samplers
 from facerepro.training.loader import BatchLoader
 
@@ -90,6 +91,8 @@ class Objective(nn.Module):
         self.model, self.loss = model, loss
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.loss, LayerwiseIdentVerifLoss):
+            return self.loss(self.model.supervised(x, self.loss.layerwise), y)
         return self.loss(self.model(x), y)
 
 
@@ -123,7 +126,7 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
     model = models.build(run["net"], input_size, run["embedding_dim"],
                          **run["net_options"]).to(dev)
 
-    if run["method"] == "pixels_pca":
+    if run["method"] in FITTED_METHODS:
         fit_rows = np.random.default_rng(run["seed"]).permutation(positions)[:run["pca_images"]]
         model.fit(models.to_input(images[np.sort(fit_rows)]).numpy(), seed=run["seed"])
         stats = {"steps": 0, "final_loss": None}
@@ -174,7 +177,7 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     """
     rank, world = _world()
     loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1,
-                           run["loss_options"]).to(dev)
+                           run["loss_options"], getattr(model, "supervised_layers", 1)).to(dev)
     objective = Objective(model, loss_fn)
     optimizer = build_optimizer(run, list(objective.parameters()))
     schedule = build_schedule(run, optimizer)

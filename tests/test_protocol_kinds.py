@@ -1,0 +1,472 @@
+"""The DeepID2+ and Compact int32 protocol kinds (occlusion, sparsity, selectiveness,
+compact_search, lut_attribute), verification of a named layer, and the features views and
+layers they read. Features, pairs and attribute files are written by hand in tmp_path and the
+expected values are worked out by hand in the comments."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facerepro import degrade, features
+from facerepro.data.protocols import read_pairs
+from facerepro.evaluation import metrics
+from facerepro.evaluation.protocol import (
+    compact_search,
+    lut_attribute,
+    occlusion,
+    protocol_views,
+    run_protocol,
+    selectiveness,
+    sparsity,
+    verification,
+)
+from facerepro.evaluation.verification import cosine, verify_pairs
+from facerepro.features import View
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def save_features(path: Path, feats, image_ids, identities, flip_merge: str = "none",
+                  **named_layers) -> Path:
+    """A features npz as features.extract writes it (``named_layers``: name -> array)."""
+    np.savez(path, features=np.asarray(feats, np.float32),
+             image_id=np.asarray(image_ids, dtype=str), identity=np.asarray(identities, dtype=str),
+             flip_merge=flip_merge,
+             **{f"layer.{name}": np.asarray(v, np.float32) for name, v in named_layers.items()})
+    return path
+
+
+def write_attributes(path: Path, names: list[str], rows: dict[str, list[int]]) -> Path:
+    """A CelebA-format attribute file: count line, names line, ``<image> +-1 ...``."""
+    lines = [str(len(rows)), " ".join(names)]
+    lines += [f"{image} " + " ".join(f"{v:d}" for v in values) for image, values in rows.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# 12 people with two images each; 4 folds of 3 same and 3 different pairs. The different pairs
+# of fold f pair person 3f+k (image 1) with person 3f+k+5 mod 12 (image 2).
+PEOPLE = [f"Person_{i:02d}" for i in range(12)]
+FOLDS, PER_FOLD = 4, 3
+
+
+def write_pairs(path: Path) -> Path:
+    lines = [f"{FOLDS}\t{PER_FOLD}"]
+    for f in range(FOLDS):
+        for k in range(PER_FOLD):
+            p = PEOPLE[3 * f + k]
+            lines.append(f"{p}\t1\t2")
+        for k in range(PER_FOLD):
+            p, q = PEOPLE[3 * f + k], PEOPLE[(3 * f + k + 5) % 12]
+            lines.append(f"{p}\t1\t{q}\t2")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def lfw_images() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image ids, identities, person index) of the 24 images of PEOPLE."""
+    ids, who, index = [], [], []
+    for i, p in enumerate(PEOPLE):
+        for num in (1, 2):
+            ids.append(f"lfw/{p}/{p}_{num:04d}")
+            who.append(p)
+            index.append(i)
+    return np.array(ids), np.array(who), np.array(index)
+
+
+def separable(seed: int) -> np.ndarray:
+    """Each person's two images near their own axis: cosine ~1 same, ~0 different."""
+    _, _, index = lfw_images()
+    rng = np.random.default_rng(seed)
+    return np.eye(12)[index] + rng.normal(0, 0.01, (len(index), 12))
+
+
+def constant() -> np.ndarray:
+    """Every image the same vector: every pair scores exactly 1, no threshold splits them, so
+    every fold calls all pairs "same": accuracy exactly 1/2 (3 same of 6 per fold)."""
+    return np.ones((2 * len(PEOPLE), 12))
+
+
+def random_features(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(2 * len(PEOPLE), 12))
+
+
+# --- features: views, layers, original_only ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("view", "name"), [
+    (View(bottom=0.3), "all~bottom0.3"),
+    (View(block=30), "all~block30"),
+    (View("all", "box_112x96", 20, bottom=0.5), "all~box_112x96~jpeg20~bottom0.5")])
+def test_occlusion_view_names_round_trip(view, name):
+    assert view.name == name
+    assert View.parse(name) == view
+
+
+def test_occlusion_views_show_the_occluders():
+    images = np.random.default_rng(3).integers(1, 256, size=(4, 55, 47, 3), dtype=np.uint8)
+    bottom = View(bottom=0.3).show(images)
+    np.testing.assert_array_equal(bottom, degrade.occlude_bottom(images, 0.3))
+    # round(0.3 * 55) = round(16.5) = 17 rows black from the bottom, the rest untouched
+    assert (bottom[:, -17:] == 0).all()
+    np.testing.assert_array_equal(bottom[:, :-17], images[:, :-17])
+    block = View(block=30).show(images)
+    np.testing.assert_array_equal(block, degrade.occlude_blocks(images, 30, features.BLOCK_SEED))
+    # one 30x30 black square per image (the face is 55 tall, so the side is not rescaled)
+    assert [(im == 0).all(axis=2).sum() for im in block] == [900] * 4
+    np.testing.assert_array_equal(View().show(images), images)
+
+
+def test_load_original_only_keeps_the_unflipped_half_of_concat(tmp_path):
+    ids, who = ["d/a/1", "d/a/2"], ["a", "a"]
+    out = np.arange(12).reshape(2, 6)
+    fc1 = np.arange(8).reshape(2, 4) + 100
+    path = save_features(tmp_path / "c.npz", out, ids, who, "concat", fc1=fc1)
+    x, image_id, identity = features.load(path, original_only=True)
+    np.testing.assert_array_equal(x, [[0, 1, 2], [6, 7, 8]])
+    assert list(image_id) == ids and list(identity) == who
+    x, _, _ = features.load(path, "fc1", original_only=True)
+    np.testing.assert_array_equal(x, [[100, 101], [104, 105]])
+    x, _, _ = features.load(path, "fc1")                      # both halves without the flag
+    np.testing.assert_array_equal(x, fc1)
+
+
+def test_load_original_only_keeps_all_of_none_and_refuses_sum(tmp_path):
+    ids, who = ["d/a/1", "d/a/2"], ["a", "a"]
+    x = np.arange(12).reshape(2, 6)
+    plain = save_features(tmp_path / "n.npz", x, ids, who, "none")
+    np.testing.assert_array_equal(features.load(plain, original_only=True)[0], x)
+    summed = save_features(tmp_path / "s.npz", x, ids, who, "sum")
+    with pytest.raises(ValueError, match="flip_merge"):
+        features.load(summed, original_only=True)
+    np.testing.assert_array_equal(features.load(summed)[0], x)
+
+
+def test_layers_lists_the_named_layers(tmp_path):
+    ids, who, x = ["d/a/1"], ["a"], np.zeros((1, 3))
+    path = save_features(tmp_path / "l.npz", x, ids, who, fc1=x, fc2=x[:, :2])
+    assert sorted(features.layers(path)) == ["fc1", "fc2"]
+    assert features.load(path, "fc2")[0].shape == (1, 2)
+    assert features.layers(save_features(tmp_path / "o.npz", x, ids, who)) == []
+    with pytest.raises(KeyError, match="fc3"):
+        features.load(path, "fc3")
+
+
+# --- protocol_views -------------------------------------------------------------------------
+
+
+def test_occlusion_protocol_views_unoccluded_first_then_bottom_then_blocks():
+    views = protocol_views({"kind": "occlusion", "bottom": [0.1, 0.3], "blocks": [10, 30]})
+    assert [v.name for v in views] == ["all", "all~bottom0.1", "all~bottom0.3",
+                                       "all~block10", "all~block30"]
+    assert views[1] == View(bottom=0.1) and views[4] == View(block=30)
+    templated = protocol_views({"kind": "occlusion", "template": "box_112x96",
+                                "bottom": [0.5], "blocks": [20]})
+    assert [v.name for v in templated] == ["all~box_112x96", "all~box_112x96~bottom0.5",
+                                           "all~box_112x96~block20"]
+
+
+def test_pairs_protocol_reads_one_view():
+    views = protocol_views({"kind": "lfw_pairs", "degrade": {"jpeg_quality": 10}})
+    assert [v.name for v in views] == ["all~jpeg10"]
+
+
+# --- occlusion ------------------------------------------------------------------------------
+
+
+OCCLUSION = {"kind": "occlusion", "pairs_file": "pairs.txt", "scorers": ["cosine"],
+             "fars": [0.01], "bottom": [0.1, 0.3], "blocks": [10]}
+
+
+def test_occlusion_accuracy_per_layer_and_level(tmp_path):
+    pairs_file = write_pairs(tmp_path / "pairs.txt")
+    ids, who, _ = lfw_images()
+    # fc1 by level: none and bottom0.1 separable (1.0), bottom0.3 constant (exactly 0.5),
+    # block10 random (whatever verify_pairs says). fc2 is constant at every level (0.5).
+    fc1 = {"none": separable(0), "bottom0.1": separable(1), "bottom0.3": constant(),
+           "block10": random_features(2)}
+    paths = [save_features(tmp_path / f"{level}.npz", random_features(10 + i), ids, who,
+                           fc1=x, fc2=constant())
+             for i, (level, x) in enumerate(fc1.items())]
+    provenance = {}
+    result = occlusion(OCCLUSION, paths, tmp_path, None, provenance)
+    assert list(result) == ["cosine"]
+    values = result["cosine"]["values"]
+    random_acc = verify_pairs(fc1["block10"], ids, read_pairs(pairs_file), cosine,
+                              [0.01])["values"]["accuracy_mean"]
+    assert 0 < random_acc < 1
+    assert values["none@fc1"] == 1.0
+    assert values["bottom0.1@fc1"] == 1.0
+    assert values["bottom0.3@fc1"] == 0.5
+    assert values["block10@fc1"] == pytest.approx(random_acc)
+    # the mean fall from 1.0 over the bottom levels (1.0, 0.5) and the one block level
+    assert values["mean_drop_bottom@fc1"] == pytest.approx(0.25)
+    assert values["mean_drop_block@fc1"] == pytest.approx(1.0 - random_acc)
+    for level in ("none", "bottom0.1", "bottom0.3", "block10"):
+        assert values[f"{level}@fc2"] == 0.5
+    assert values["mean_drop_bottom@fc2"] == 0.0 and values["mean_drop_block@fc2"] == 0.0
+    # only the named layers are scored, not the net's output
+    assert not any(key.endswith("@output") for key in values)
+    assert len(values) == 2 * (4 + 2)
+    curves = result["cosine"]["curves"]
+    assert curves["bottom@fc1"] == {"x": [0, 0.1, 0.3], "y": [1.0, 1.0, 0.5]}
+    assert curves["block@fc1"]["x"] == [0, 10]
+    assert curves["block@fc1"]["y"] == pytest.approx([1.0, random_acc])
+    assert curves["bottom@fc2"]["y"] == [0.5, 0.5, 0.5]
+    assert result["cosine"]["n"] == {"pairs": 24, "levels": 4}
+    assert provenance["pairs_file"] == str(pairs_file)
+    assert provenance["pairs_sha256"] == hashlib.sha256(pairs_file.read_bytes()).hexdigest()
+    metrics.validate({"run": "r", "protocol": "p", "kind": "occlusion", "scorers": result,
+                      "provenance": {}})
+
+
+@pytest.mark.parametrize("test_view", [{}, {"template": "box_112x96"},
+                                       {"degrade": {"jpeg_quality": 50}}])
+def test_occlusion_of_a_file_without_named_layers_scores_the_output(tmp_path, test_view):
+    # levels are named by the occlusion alone, whatever crop or degradation the test uses
+    write_pairs(tmp_path / "pairs.txt")
+    ids, who, _ = lfw_images()
+    outputs = [separable(0), constant(), separable(1), constant()]
+    paths = [save_features(tmp_path / f"{i}.npz", x, ids, who) for i, x in enumerate(outputs)]
+    result = occlusion({**OCCLUSION, **test_view}, paths, tmp_path, None, {})["cosine"]
+    assert result["values"] == {
+        "none@output": 1.0, "bottom0.1@output": 0.5, "bottom0.3@output": 1.0,
+        "block10@output": 0.5, "mean_drop_bottom@output": 0.25,
+        "mean_drop_block@output": 0.5}
+    assert set(result["curves"]) == {"bottom@output", "block@output"}
+
+
+def test_occlusion_needs_one_features_file_per_view(tmp_path):
+    write_pairs(tmp_path / "pairs.txt")
+    ids, who, _ = lfw_images()
+    path = save_features(tmp_path / "a.npz", separable(0), ids, who)
+    with pytest.raises(ValueError):
+        occlusion(OCCLUSION, [path, path], tmp_path, None, {})
+
+
+# --- verification of a named layer ----------------------------------------------------------
+
+
+def test_verification_reads_the_protocol_layer(tmp_path):
+    pairs_file = write_pairs(tmp_path / "pairs.txt")
+    ids, who, _ = lfw_images()
+    path = save_features(tmp_path / "f.npz", random_features(5), ids, who, fc1=separable(0))
+    protocol = {"kind": "lfw_pairs", "pairs_file": "pairs.txt", "scorers": ["cosine"],
+                "fars": [0.01], "layer": "fc1"}
+    on_layer = verification(protocol, path, tmp_path, None, {})
+    assert on_layer["cosine"]["values"]["accuracy_mean"] == 1.0
+    without = {k: v for k, v in protocol.items() if k != "layer"}
+    on_output = verification(without, path, tmp_path, None, {})["cosine"]["values"]
+    expected = verify_pairs(random_features(5), ids, read_pairs(pairs_file), cosine, [0.01])
+    assert on_output["accuracy_mean"] == pytest.approx(expected["values"]["accuracy_mean"])
+    assert on_output["accuracy_mean"] < 1.0
+
+
+# --- sparsity -------------------------------------------------------------------------------
+
+# Original faces' activations (3 images x 4 neurons); active = > 0.
+#   per image:  2, 1, 4      mean 7/3, population var 14/9, fraction 7/3 / 4 = 7/12
+#   per neuron: 2, 1, 3, 1   mean 7/4, population var 11/16, fraction 7/4 / 3 = 7/12
+ACTS = np.array([[1.0, 0.0, 2.0, 0.0],
+                 [0.0, 0.0, 3.0, 0.0],
+                 [5.0, 1.0, 1.0, 1.0]])
+
+
+def sparsity_file(tmp_path: Path) -> Path:
+    # concat: the mirrored half is all active, so counting it would change every number
+    merged = np.hstack([ACTS, np.ones_like(ACTS)])
+    return save_features(tmp_path / "s.npz", np.zeros((3, 2)), ["d/a/1", "d/a/2", "d/b/1"],
+                         ["a", "a", "b"], "concat", fc1=merged)
+
+
+def test_sparsity_counts_the_original_half_of_the_layer(tmp_path):
+    protocol = {"kind": "sparsity", "layer": "fc1", "threshold": 0.0, "bins": 4}
+    result = sparsity(protocol, sparsity_file(tmp_path))["activations"]
+    assert result["values"] == pytest.approx({
+        "per_image_mean": 7 / 3, "per_image_std": np.sqrt(14) / 3, "per_image_fraction": 7 / 12,
+        "per_neuron_mean": 7 / 4, "per_neuron_std": np.sqrt(11) / 4,
+        "per_neuron_fraction": 7 / 12})
+    assert result["n"] == {"images": 3, "neurons": 4}
+    # per image counts 2, 1, 4 in bins [0,1) [1,2) [2,3) [3,4]
+    assert result["curves"]["per_image"] == {"x": [0, 1, 2, 3], "y": [0, 1, 1, 1]}
+    # per neuron counts 2, 1, 3, 1 in bins [0,.75) [.75,1.5) [1.5,2.25) [2.25,3]
+    assert result["curves"]["per_neuron"] == {"x": [0, 0.75, 1.5, 2.25], "y": [0, 2, 1, 1]}
+
+
+def test_sparsity_threshold(tmp_path):
+    # active = > 1.5: per image 1 (2.0), 1 (3.0), 1 (5.0); per neuron 1, 0, 2, 0
+    protocol = {"kind": "sparsity", "layer": "fc1", "threshold": 1.5, "bins": 2}
+    values = sparsity(protocol, sparsity_file(tmp_path))["activations"]["values"]
+    assert values["per_image_mean"] == 1.0 and values["per_image_std"] == 0.0
+    assert values["per_neuron_mean"] == pytest.approx(3 / 4)
+    assert values["per_neuron_std"] == pytest.approx(np.sqrt(11 / 16))
+
+
+def test_sparsity_refuses_summed_flips(tmp_path):
+    path = save_features(tmp_path / "s.npz", ACTS, ["d/a/1", "d/a/2", "d/b/1"],
+                         ["a", "a", "b"], "sum")
+    with pytest.raises(ValueError, match="flip_merge"):
+        sparsity({"threshold": 0.0, "bins": 4}, path)
+
+
+# --- selectiveness --------------------------------------------------------------------------
+
+
+def test_selectiveness_best_single_neurons(tmp_path):
+    # Images: Alice x3 (i0-i2), Bob x2 (i3, i4), Carl x1 (i5). identities: 2 -> Alice and Bob.
+    who = ["Alice"] * 3 + ["Bob"] * 2 + ["Carl"]
+    nums = [1, 2, 3, 1, 2, 1]
+    ids = [f"lfw/{p}/{p}_{n:04d}" for p, n in zip(who, nums, strict=True)]
+    # neuron 0 is exactly "Alice"; neuron 1 is 2 on i3, 1 on i5, else 0.
+    original = np.array([[1, 0], [1, 0], [1, 0], [0, 2], [0, 0], [0, 1]], float)
+    # The mirrored half has a perfect Bob neuron: reading it would make Bob's best 1.0.
+    mirrored = np.array([[0, 0], [0, 0], [0, 0], [1, 1], [1, 1], [0, 0]], float)
+    path = save_features(tmp_path / "f.npz", np.hstack([original, mirrored]), ids, who,
+                         "concat")
+    # Alice: neuron 0 separates her perfectly: 1.0.
+    # Bob (positives i3, i4; negatives i0, i1, i2, i5):
+    #   neuron 0, "Bob iff low": TPR 2/2, TNR 3/4 -> 7/8
+    #   neuron 1, "Bob iff > 1.5" (i3 only): TPR 1/2, TNR 4/4 -> 3/4; "> 0.5": 1/2, 3/4 -> 5/8
+    #   best 7/8.
+    # Attributes of i0..i4 only (Carl is not listed; Zed is listed but has no features):
+    #   Male    = Alice:     neuron 0 -> 1.0
+    #   Smiling = i0 and i3: neuron 1 "> 1" (i3): TPR 1/2, TNR 3/3 -> 3/4;
+    #                        neuron 0 "low" (i3, i4): TPR 1/2, TNR 2/3 -> 7/12; best 3/4
+    #   Young   = all of i0..i4 (Zed, who would vary it, has no features): dropped
+    #   Bald    = none: dropped
+    write_attributes(tmp_path / "attrs.txt", ["Male", "Smiling", "Young", "Bald"], {
+        "Alice/Alice_0001.jpg": [1, 1, 1, -1],
+        "Alice/Alice_0002.jpg": [1, -1, 1, -1],
+        "Alice/Alice_0003.jpg": [1, -1, 1, -1],
+        "Bob/Bob_0001.jpg": [-1, 1, 1, -1],
+        "Bob/Bob_0002.jpg": [-1, -1, 1, -1],
+        "Zed/Zed_0001.jpg": [-1, 1, -1, 1]})
+    protocol = {"kind": "selectiveness", "identities": 2, "attributes_file": "attrs.txt"}
+    result = selectiveness(protocol, path, tmp_path)["single_neuron"]
+    assert result["values"] == pytest.approx({
+        "identity_best_mean": (1.0 + 7 / 8) / 2, "identity_best_min": 7 / 8,
+        "attribute_best_mean": (1.0 + 3 / 4) / 2,
+        "attribute:Male": 1.0, "attribute:Smiling": 3 / 4})
+    assert result["n"] == {"images": 6, "neurons": 2, "identities": 2, "attributes": 2,
+                           "attribute_images": 5}
+
+
+def test_selectiveness_refuses_an_attribute_file_of_other_images(tmp_path):
+    ids, who = ["lfw/A/A_0001", "lfw/A/A_0002", "lfw/B/B_0001"], ["A", "A", "B"]
+    path = save_features(tmp_path / "f.npz", np.eye(3), ids, who)
+    write_attributes(tmp_path / "attrs.txt", ["Male"], {"Z/Z_0001.jpg": [1]})
+    with pytest.raises(ValueError, match="lists none"):
+        selectiveness({"identities": 2, "attributes_file": "attrs.txt"}, path, tmp_path)
+
+
+# --- compact_search -------------------------------------------------------------------------
+
+
+def test_compact_search_binary_codes(tmp_path):
+    # bits=1, 2 dims: 4 bins; at radius 0, 1, 2 a query has visited 1, 3, 4 bins (1/4, 3/4, 1).
+    # A: 00, 00, 11; B: 10, 00; C: 11 (one image: no query). Recall by radius 0/1/2:
+    #   A 00 (x2): other As at 0 and 2 -> 1/2, 1/2, 1;  A 11: both at 2 -> 0, 0, 1
+    #   B 10 and B 00: the other at 1 -> 0, 1, 1
+    #   mean over the 5 queries: 1/5, 3/5, 1
+    codes = [[0, 0], [0, 0], [1, 1], [1, 0], [0, 0], [1, 1]]
+    who = ["A", "A", "A", "B", "B", "C"]
+    ids = [f"d/{p}/{i}" for i, p in enumerate(who)]
+    path = save_features(tmp_path / "c.npz", codes, ids, who)
+    protocol = {"kind": "compact_search", "min_images": 2,
+                "bins_fractions": [0.1, 0.25, 0.5, 0.75, 1.0]}
+    result = compact_search(protocol, path, bits=1)["l1"]
+    assert result["values"] == pytest.approx({
+        "recall@bins=0.1": 0.0, "recall@bins=0.25": 0.2, "recall@bins=0.5": 0.2,
+        "recall@bins=0.75": 0.6, "recall@bins=1": 1.0})
+    assert result["n"] == {"queries": 5, "database": 6, "bits": 2}
+    curve = result["curves"]["recall_vs_bins"]
+    assert curve["x"] == pytest.approx([0.25, 0.75, 1.0])
+    assert curve["y"] == pytest.approx([0.2, 0.6, 1.0])
+    # with min_images 3 only A's three faces query: 1/3, 1/3, 1
+    three = compact_search({**protocol, "min_images": 3}, path, bits=1)["l1"]
+    assert three["values"]["recall@bins=0.75"] == pytest.approx(1 / 3)
+    assert three["n"]["queries"] == 3
+
+
+def test_compact_search_two_bit_codes(tmp_path):
+    # bits=2, 1 dim, values 0..3. A: 0, 1; B: 3, 1. Bins within radius 0..3:
+    #   from 0 or 3: 1, 2, 3, 4 (fractions 1/4, 1/2, 3/4, 1); from 1: 1, 3, 4, 4.
+    #   mean fraction: 1/4, 5/8, 7/8, 1.  Recall: A's pair at 1, B's at 2 -> 0, 1/2, 1, 1.
+    path = save_features(tmp_path / "c.npz", [[0], [1], [3], [1]],
+                         ["d/A/1", "d/A/2", "d/B/1", "d/B/2"], ["A", "A", "B", "B"])
+    protocol = {"min_images": 2, "bins_fractions": [0.25, 0.7, 0.9]}
+    result = compact_search(protocol, path, bits=2)["l1"]
+    assert result["values"] == pytest.approx({
+        "recall@bins=0.25": 0.0, "recall@bins=0.7": 0.5, "recall@bins=0.9": 1.0})
+    assert result["curves"]["recall_vs_bins"]["x"] == pytest.approx([0.25, 0.625, 0.875, 1.0])
+    assert result["n"]["bits"] == 2
+
+
+# --- lut_attribute --------------------------------------------------------------------------
+
+
+def test_lut_attribute_own_bin_and_nearest_bin(tmp_path):
+    # bits=1, 3-dim codes. Training faces (CelebA-style ids), Male:
+    #   bin 000: M, M, M, F -> male;   bin 111: F, F -> female
+    #   a face in bin 001 (female) that the attribute file does not list: not counted
+    train_codes = [[0, 0, 0]] * 4 + [[1, 1, 1]] * 2 + [[0, 0, 1]]
+    train_ids = [f"celeba/{i:06d}" for i in range(1, 8)]
+    train = save_features(tmp_path / "train.npz", train_codes, train_ids, list("abcdefg"))
+    write_attributes(tmp_path / "train_attrs.txt", ["Male", "Smiling"], {
+        f"{i:06d}.jpg": [m, 1] for i, m in zip(range(1, 7), [1, 1, 1, -1, -1, -1],
+                                                strict=True)})
+    # Test faces: 000 (M) -> M right; 111 (F) -> F right;
+    #   001 (F): empty bin, nearest 000 at 1 (111 at 2) -> M wrong;
+    #   110 (F): empty bin, nearest 111 at 1 -> F right.
+    #   A fifth face, not in the attribute file, is left out.
+    test_codes = [[0, 0, 0], [1, 1, 1], [0, 0, 1], [1, 1, 0], [1, 1, 1]]
+    test_ids = [f"lfw/P{i}/P{i}_0001" for i in range(5)]
+    test = save_features(tmp_path / "test.npz", test_codes, test_ids, [f"P{i}" for i in range(5)])
+    write_attributes(tmp_path / "lfw_attrs.txt", ["Smiling", "Male"], {
+        f"P{i}/P{i}_0001.jpg": [1, m] for i, m in enumerate([1, -1, -1, -1])})
+    protocol = {"kind": "lut_attribute", "attribute": "Male", "attributes_file": "lfw_attrs.txt",
+                "train_attributes_file": "train_attrs.txt"}
+    result = lut_attribute(protocol, test, train, tmp_path, tmp_path, bits=1)["lookup_table"]
+    # accuracy 3/4; balanced: male 1/1, female 2/3 -> 5/6; empty bins: 2 of 4 test faces
+    assert result["values"] == pytest.approx({"accuracy": 0.75, "balanced_accuracy": 5 / 6,
+                                              "empty_bin_fraction": 0.5})
+    assert result["n"] == {"train": 6, "test": 4, "bins": 2}
+
+
+# --- run_protocol ---------------------------------------------------------------------------
+
+
+def test_run_protocol_writes_a_valid_metrics_file(tmp_path):
+    path = sparsity_file(tmp_path)
+    dest = tmp_path / "out" / "metrics.json"
+    protocol = {"kind": "sparsity", "layer": "fc1", "threshold": 0.0, "bins": 4}
+    payload = run_protocol("deepid2plus", "lfw_sparsity", protocol, [path], tmp_path, dest,
+                           {"net_options": {}})
+    written = metrics.read(dest)
+    assert written == payload
+    assert (written["run"], written["protocol"], written["kind"]) == (
+        "deepid2plus", "lfw_sparsity", "sparsity")
+    assert written["scorers"]["activations"]["values"]["per_image_mean"] == pytest.approx(7 / 3)
+    assert written["provenance"] == {
+        "features": str(path), "features_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def test_run_protocol_passes_the_run_code_bits(tmp_path):
+    # the two-bit codes of test_compact_search_two_bit_codes: bits come from the run's config
+    path = save_features(tmp_path / "c.npz", [[0], [1], [3], [1]],
+                         ["d/A/1", "d/A/2", "d/B/1", "d/B/2"], ["A", "A", "B", "B"])
+    protocol = {"kind": "compact_search", "min_images": 2, "bins_fractions": [0.7]}
+    payload = run_protocol("compact", "search", protocol, [path], tmp_path,
+                           tmp_path / "m.json", {"net_options": {"bits": 2}})
+    assert payload["scorers"]["l1"]["values"]["recall@bins=0.7"] == pytest.approx(0.5)
+    assert metrics.read(tmp_path / "m.json")["scorers"]["l1"]["n"]["bits"] == 2
+
+
+def test_run_protocol_refuses_an_unknown_kind(tmp_path):
+    path = sparsity_file(tmp_path)
+    with pytest.raises(ValueError, match="unknown protocol kind"):
+        run_protocol("r", "p", {"kind": "nonsense"}, [path], tmp_path, tmp_path / "m.json",
+                     {"net_options": {}})
+    assert not (tmp_path / "m.json").exists()
