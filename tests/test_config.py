@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from facerepro.config import ConfigError, load, validate
+from facerepro.config import ConfigError, evaluations, load, validate
 from facerepro.evaluation.protocol import protocol_views
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +81,21 @@ def test_joint_bayesian_needs_a_held_out_training_set():
 def _snakemake(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
+
+
+def test_paper_config_dry_run_plans_every_run_with_no_data_present(tmp_path):
+    out = _snakemake("-n", "--cores", "2", "--configfile", str(ROOT / "config/paper.yaml"),
+                     "--workflow-profile", "none", "--directory", str(tmp_path),
+                     "-s", str(ROOT / "Snakefile"))
+    assert out.returncode == 0, out.stderr + out.stdout
+    stats = out.stdout.split("Job stats:")[1].split("total")[0]
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
+              if line.strip()}
+    config = load(ROOT / "config/paper.yaml")
+    assert counts["train"] == len(config["runs"])
+    assert counts["evaluate"] == len(evaluations(config))
+    assert {spec["kind"] for spec in config["datasets"].values()} >= {"lfw", "casia_webface"}
+    assert not (tmp_path / "resources").exists()      # a dry run fetches nothing
 
 
 def test_default_config_dry_run_plans_the_whole_dag(tmp_path):

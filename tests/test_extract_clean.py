@@ -1,6 +1,8 @@
 import io
 import json
 import pickle
+import subprocess
+import sys
 import tarfile
 import zipfile
 
@@ -306,6 +308,11 @@ def test_parallel_inspection_matches_serial(tmp_path):
     _write_tree(tmp_path, {f"lfw/P_{i % 7}/P_{i % 7}_{i:04d}.jpg":
                            (_jpeg(i, 40) if i % 50 else b"") for i in range(300)})
     serial = build_manifest(tmp_path, "lfw", "test")
-    parallel = build_manifest(tmp_path, "lfw", "test", workers=2)
-    pd.testing.assert_frame_equal(serial, parallel)
+    # The pool forks: done in a fresh interpreter, since forking this one (OpenCV and torch
+    # thread pools already started by other tests) can deadlock the children.
+    script = ("import sys; from facerepro.data.clean import build_manifest; "
+              "build_manifest(sys.argv[1], 'lfw', 'test', workers=2).to_pickle(sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path), str(tmp_path / "m.pkl")],
+                   check=True, timeout=120)
+    pd.testing.assert_frame_equal(serial, pd.read_pickle(tmp_path / "m.pkl"))
     assert (serial["reason"] == "zero_bytes").sum() == 6
