@@ -184,6 +184,23 @@ def test_loss_options_are_checked_per_method(method, options):
         validate(config)
 
 
+@pytest.mark.parametrize(("run", "where"), [
+    ({"method": "ident_verif", "net": "sphere4"}, r"runs\.deepid\.net: 'sphere4' is not one of"),
+    ({"method": "pair_logistic", "net": "sphere4"}, r"runs\.deepid\.net: 'compact' was expected"),
+    ({"method": "pair_logistic", "net": "compact", "net_options": {"bits": 4},
+      "loss_options": {"technique": "expected"}}, r"runs\.deepid\.net_options\.bits: 1 was"),
+    ({"method": "lbp", "net": "pixels_pca"}, r"runs\.deepid\.net: 'lbp' was expected")])
+def test_a_method_needs_a_net_it_can_train(run, where):
+    config = _raw()
+    config["runs"]["deepid"] = {**run, "train": "synth/casia"}
+    with pytest.raises(ConfigError, match=where):
+        validate(config)
+    config = _raw()    # the expected loss on binary codes is fine
+    config["runs"]["codes"] = {"method": "pair_logistic", "net": "compact", "train": "synth/casia",
+                               "loss_options": {"technique": "expected"}}
+    assert validate(config)["runs"]["codes"]["net_options"]["bits"] == 1
+
+
 def test_runs_sharing_a_yaml_anchor_get_their_own_defaults():
     text = (ROOT / "config/test.yaml").read_text().replace("  facenet:\n", "  facenet: &fn\n")
     text = text.replace("\nprotocols:", "  facenet_nn1:\n    <<: *fn\n    net: facenet_nn1\n"
