@@ -83,14 +83,19 @@ def _snakemake(*args, cwd=ROOT):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_paper_config_dry_run_plans_every_run_with_no_data_present(tmp_path):
-    out = _snakemake("-n", "--cores", "2", "--configfile", str(ROOT / "config/paper.yaml"),
-                     "--workflow-profile", "none", "--directory", str(tmp_path),
+def _dry_run_jobs(config_file: str, workdir) -> dict[str, int]:
+    """Jobs per rule that `snakemake -n` plans for a config in an empty directory."""
+    out = _snakemake("-n", "--cores", "2", "--configfile", str(ROOT / config_file),
+                     "--workflow-profile", "none", "--directory", str(workdir),
                      "-s", str(ROOT / "Snakefile"))
     assert out.returncode == 0, out.stderr + out.stdout
     stats = out.stdout.split("Job stats:")[1].split("total")[0]
-    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
-              if line.strip()}
+    return {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
+            if line.strip()}
+
+
+def test_paper_config_dry_run_plans_every_run_with_no_data_present(tmp_path):
+    counts = _dry_run_jobs("config/paper.yaml", tmp_path)
     config = load(ROOT / "config/paper.yaml")
     assert counts["train"] == len(config["runs"])
     assert counts["evaluate"] == len(evaluations(config))
@@ -99,13 +104,7 @@ def test_paper_config_dry_run_plans_every_run_with_no_data_present(tmp_path):
 
 
 def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
-    out = _snakemake("-n", "--cores", "2", "--configfile", str(ROOT / "config/config.yaml"),
-                     "--workflow-profile", "none", "--directory", str(tmp_path),
-                     "-s", str(ROOT / "Snakefile"))
-    assert out.returncode == 0, out.stderr + out.stdout
-    stats = out.stdout.split("Job stats:")[1].split("total")[0]
-    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
-              if line.strip()}
+    counts = _dry_run_jobs("config/config.yaml", tmp_path)
     config = load(ROOT / "config/config.yaml")
     runs = config["runs"]
     evaluated = [(run, p) for p in config["protocols"].values() for run in p.get("runs", runs)]

@@ -91,7 +91,7 @@ def _scorer(name: str, protocol: dict, jb_train_path: str | Path | None, layer: 
     return joint_bayesian_scorer(name, options, jb_train_path, layer)
 
 
-def _pairs(protocol: dict, dataset_root: str | Path, provenance: dict):
+def _pairs(protocol: dict, dataset_root: str | Path, provenance: dict) -> pd.DataFrame:
     pairs_file = Path(dataset_root) / protocol["pairs_file"]
     provenance.update(pairs_file=str(pairs_file), pairs_sha256=sha256_of(pairs_file))
     return read_pairs(pairs_file)

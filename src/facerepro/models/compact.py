@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facerepro.models.init import xavier_
+
 CHANNELS = (32, 64, 128, 256)
 HIDDEN = 800
 _POOLS = len(CHANNELS)
@@ -67,11 +69,7 @@ class CompactNet(nn.Module):
         self.head = nn.Linear(hidden, embedding_dim)
         self.embedding_dim = embedding_dim
         self.bits = bits
-        # Xavier suits tanh-like units: it keeps the pre-activations out of saturation at start.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        xavier_(self)
 
     def extra_repr(self) -> str:
         return f"embedding_dim={self.embedding_dim}, bits={self.bits}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facerepro.models.init import xavier_
+
 DEPTH_UNITS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2),
                64: (3, 8, 16, 3)}
 WIDTHS = (64, 128, 256, 512)
@@ -52,10 +54,7 @@ class SphereNet(nn.Module):
         self.fc1 = nn.Linear(channels * height * width, embedding_dim)
         self.last_relu = last_relu
         self.embedding_dim = embedding_dim
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        xavier_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.fc1(self.trunk(x).flatten(1))
