@@ -3,8 +3,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 CONFIG ?= config/config.yaml
+# DVC sends no usage reports (.dvc/config says so too, for `dvc` run outside make).
+export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test lint clean-results
+.PHONY: run test lint clean-results chromium pull plots
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -17,13 +19,34 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/snakemake --workflow-profile profiles/default --configfile $(CONFIG)
 
-test: $(STAMP)
+# The report's browser test needs Debian's chromium. Installed when apt can (root, or sudo
+# without a password); otherwise the test skips and says how to install it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; } || \
+	echo "chromium could not be installed: tests/test_report_browser.py will skip"
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+# `dvc pull`, then stamp what it restored: DVC writes files with the time of the pull, in no
+# order, and Snakemake would re-run jobs. Only when the workspace matches dvc.lock does
+# `snakemake --touch` mark every output up to date, in DAG order (dvc.yaml, README.md).
+pull: $(STAMP)
+	$(BIN)/dvc pull
+	$(BIN)/dvc status --quiet || { $(BIN)/dvc status; \
+	  echo "the workspace differs from dvc.lock: run dvc repro, not a touch" >&2; exit 1; }
+	$(BIN)/snakemake --touch --configfile config/config.yaml
+
+# DVC's plots (dvc.yaml, DVCLive training curves) as one page that works offline.
+plots: $(STAMP)
+	$(BIN)/python -m facerepro.dvc_plots -o results/dvc_plots
 
 clean-results:
 	rm -rf results logs benchmarks

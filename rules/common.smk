@@ -1,5 +1,5 @@
 # Helpers shared by the rules: what the config asks for, as artifact paths.
-from facerepro.config import evaluations
+from facerepro.config import FITTED_METHODS, evaluations
 from facerepro.data import registry
 from facerepro.evaluation.protocol import protocol_view, protocol_views
 from facerepro.features import View
@@ -35,6 +35,19 @@ def fetch_inputs(wc):
 
 def aligned_shard(dataset, template):
     return [paths.aligned_images(dataset, template), paths.aligned_index(dataset, template)]
+
+
+def train_inputs(wc):
+    """A run's aligned training shard, the model it starts from (``init_from``) and, for
+    attribute labels, the extracted dataset (its attribute file)."""
+    run = config["runs"][wc.run]
+    images, index = aligned_shard(run["train"], run["template"])
+    inputs = {"images": images, "index": index}
+    if "init_from" in run:
+        inputs["init"] = paths.model(run["init_from"])
+    if run["labels"] == "attributes":
+        inputs["extracted"] = paths.extracted_marker(run["train"])
+    return inputs
 
 
 def view_template(run, view):
@@ -86,6 +99,7 @@ def report_inputs():
         "models": {run: paths.model_info(run) for run in config["runs"]},
         "manifests": {d: paths.manifest(d) for d, _ in shards},
         "qa": {f"{d} / {t}": paths.aligned_qa(d, t) for d, t in shards},
+        "indexes": {f"{d} / {t}": paths.aligned_index(d, t) for d, t in shards},
     }
 
 
@@ -100,4 +114,6 @@ def gpus_per_job(gpus):
 
 
 def train_gpus(wc):
-    return gpus_per_job(config["runs"][wc.run]["gpus"])
+    """A fitted baseline (PCA of pixels or LBP) computes on the CPU: it holds no GPU."""
+    run = config["runs"][wc.run]
+    return 0 if run["method"] in FITTED_METHODS else gpus_per_job(run["gpus"])

@@ -5,7 +5,13 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        paths.metrics(),
+        report(
+            paths.metrics(),
+            caption="../workflow/report/metrics.rst",
+            category=lambda wc: paper_category(wc.run, wc.protocol),
+            subcategory="{protocol}",
+            labels={"run": "{run}", "protocol": "{protocol}"},
+        ),
     params:
         protocol=lambda wc: config["protocols"][wc.protocol],
         root=lambda wc: paths.extracted(config["protocols"][wc.protocol]["dataset"]),

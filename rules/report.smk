@@ -1,18 +1,29 @@
-# The HTML report: every metric, the runs, the data accounting, the alignment QA.
+# The HTML report: every metric, the runs, the data accounting, the alignment QA, provenance.
+from facerepro.report.html import category as paper_category, group_title
 
 
 rule report:
     input:
         **{kind: list(files.values()) for kind, files in report_inputs().items()},
     output:
-        html=paths.report(),
-        roc=report(
-            paths.report_roc(),
-            caption="../workflow/report/roc.rst",
-            category="Verification",
+        html=report(
+            paths.report(),
+            caption="../workflow/report/index.rst",
+            category="Report",
+        ),
+        figures=report(
+            directory(paths.report_figures()),
+            patterns=["{group}/{name}.png"],
+            caption="../workflow/report/figure.rst",
+            category=lambda wc: group_title(wc.group),
+            labels={"figure": "{name}"},
         ),
     params:
         **report_inputs(),
+        # Read, not an input: the TSVs present when the report runs (every other rule is an
+        # ancestor of this one, so theirs are written). As an input, the report's own
+        # benchmark would make a cycle.
+        benchmarks=paths.benchmarks(),
     log:
         paths.log("report", "report"),
     benchmark:

@@ -3,14 +3,14 @@
 
 rule train:
     input:
-        lambda wc: aligned_shard(config["runs"][wc.run]["train"],
-                                 config["runs"][wc.run]["template"]),
+        unpack(train_inputs),
     output:
         model=paths.model(),
         info=paths.model_info(),
     params:
         run=lambda wc: config["runs"][wc.run],
         checkpoints=lambda wc: paths.checkpoints(wc.run),
+        root=lambda wc: paths.extracted(config["runs"][wc.run]["train"]),
         device=config["device"],
     resources:
         gpu=train_gpus,

@@ -107,9 +107,9 @@ def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
     counts = _dry_run_jobs("config/config.yaml", tmp_path)
     config = load(ROOT / "config/config.yaml")
     runs = config["runs"]
-    evaluated = [(run, p) for p in config["protocols"].values() for run in p.get("runs", runs)]
-    jb_sets = {p["joint_bayesian"]["train"] for p in config["protocols"].values()
-               if "joint_bayesian" in p}
+    evaluated = [(run, config["protocols"][p]) for run, p in evaluations(config)]
+    jb_sets = {(run, p["joint_bayesian"]["train"]) for run, p in evaluated
+               if any(s.startswith("joint_bayesian") for s in p["scorers"])}
     assert jb_sets, "the default config scores with Joint Bayesian"
     assert counts["train"] == len(runs)
     assert counts["evaluate"] == len(evaluated)
@@ -117,7 +117,7 @@ def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
     # plus each JB set's held-out people and each look-up table's training faces
     views = {(run, p["dataset"], view.name) for run, p in evaluated for view in protocol_views(p)}
     tables = {(run, p["train"]) for run, p in evaluated if p["kind"] == "lut_attribute"}
-    assert counts["features"] == len(views) + len(runs) * len(jb_sets) + len(tables)
+    assert counts["features"] == len(views) + len(jb_sets) + len(tables)
     crops = {(run["train"], run["template"]) for run in runs.values()} | {
         (p["dataset"], p.get("template") or runs[run]["template"]) for run, p in evaluated} | {
         (p["train"], runs[run]["template"]) for run, p in evaluated if "train" in p}

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from facerepro import paths
-from facerepro.config import load
+from facerepro.config import evaluations, load
 from facerepro.evaluation.metrics import read as read_metrics
+from facerepro.report.tables import PAPERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +41,9 @@ def test_report_and_metrics_are_sane(workdir):
     html = (workdir / paths.report()).read_text()
     for run in config["runs"]:
         assert run in html
+    for run, protocol in evaluations(config):
+        if protocol != "lfw_verification":
+            continue
         metrics = read_metrics(workdir / paths.metrics(run, "lfw_verification"))
         assert set(metrics["scorers"]) == set(config["protocols"]["lfw_verification"]["scorers"])
         for m in metrics["scorers"].values():
@@ -111,8 +115,9 @@ def test_protocols_run_only_on_their_runs_and_views(workdir):
     config = load(workdir / "config/test.yaml")
     metrics = {p.relative_to(workdir / "results/metrics").as_posix()
                for p in (workdir / "results/metrics").rglob("*.json")}
+    face_runs = [name for name, run in config["runs"].items() if run["labels"] == "identity"]
     expected = {f"{run}/{protocol}.json" for protocol, spec in config["protocols"].items()
-                for run in spec.get("runs") or config["runs"]}
+                for run in spec.get("runs") or face_runs}
     assert metrics == expected
     # the center-crop and JPEG views of the FaceNet run are their own features files
     lfw = workdir / "results/features/facenet/synth/lfw"
@@ -143,3 +148,41 @@ def test_report_has_the_paper_tables_with_checked_claims(workdir):
         assert heading in html
     assert "A-Softmax m=4 &gt; m=1 &gt; original softmax" in html
     assert html.count('class="not-run"') > 0          # the ablations are not in test.yaml
+
+
+@pytest.mark.e2e
+def test_report_shows_every_paper_its_figures_and_provenance(workdir):
+    html = (workdir / paths.report()).read_text()
+    for key in PAPERS:
+        assert f'id="paper-{key}"' in html
+    assert 'id="synthetic-banner"' in html and 'id="wall-times-table"' in html
+    figures = sorted((workdir / paths.report_figures()).rglob("*.png"))
+    assert figures and html.count("<img ") >= len(figures)
+
+
+@pytest.mark.e2e
+def test_snakemake_report_collects_the_flagged_outputs(workdir):
+    out = _snakemake(workdir, "--report", "results/report/snakemake.html")
+    assert out.returncode == 0, out.stderr[-5000:]
+    text = (workdir / "results/report/snakemake.html").read_text()
+    for category in ("SphereFace", "DeepID2+", "Data and alignment", "Report"):
+        assert category in text
+
+
+@pytest.mark.e2e
+def test_clmle_runs_start_from_their_init_and_are_scored(workdir):
+    info = json.loads((workdir / paths.model_info("clmle")).read_text())
+    assert info["init_from"] == "softmax" and info["steps"] == 20
+    attrs = read_metrics(workdir / paths.metrics("clmle_attributes", "celeba_attributes"))
+    entry = attrs["scorers"]["knc"]
+    curve = entry["curves"]["attributes"]
+    assert len(curve["names"]) == entry["n"]["attributes"] > 0
+    assert entry["values"]["mean_balanced_accuracy"] == pytest.approx(
+        np.mean(curve["balanced_accuracy"]))
+    assert all(0 <= level <= 50 for level in curve["imbalance"])
+    table8 = read_metrics(workdir / paths.metrics("clmle_powerlaw", "powerlaw_classification"))
+    n = table8["scorers"]["knc"]["n"]
+    config = load(workdir / "config/test.yaml")["runs"]["clmle_powerlaw"]["imbalance"]
+    assert n["classes"] == config["classes"]
+    assert n["test"] == config["classes"] * config["test_per_class"]
+    assert n["largest_class"] == config["l_max"]        # L_1 = l_max / (1 + 0)

@@ -1,8 +1,11 @@
 """GPU leases between real processes; device counts are faked, so no GPU is needed."""
 
+import json
 import os
 import subprocess
 import sys
+import time
+from itertools import pairwise
 
 import pytest
 
@@ -15,6 +18,38 @@ from facerepro.training import gpu
 with gpu.lease({n}, {lock_dir!r}, device_count={count}, poll_s=0.02, timeout_s=20) as ids:
     print(",".join(ids), os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
     sys.stdin.read()
+"""
+
+
+# A training job as workflow/scripts/train.py starts it (launch.run_job), on a machine faked to
+# have {count} GPUs: the trainer and torchrun are replaced by a recorder that holds the lease a
+# moment. Every job waits for the `go` file, so that all of them ask for GPUs at once.
+TRAINING_JOB = """
+import functools, json, os, time
+from pathlib import Path
+import torch
+torch.cuda.device_count = lambda: {count}
+torch.cuda.is_available = lambda: True
+from facerepro.training import gpu, launch
+gpu.lease = functools.partial(gpu.lease, poll_s=0.02)   # waiting jobs retry fast (default 5 s)
+
+def hold(workers):
+    def record(*args):
+        start = time.monotonic()
+        time.sleep({hold_s})
+        print(json.dumps({{"devices": os.environ["CUDA_VISIBLE_DEVICES"].split(","),
+                          "workers": workers, "start": start, "end": time.monotonic()}}),
+              flush=True)
+    return record
+
+launch.train = hold(1)
+launch.torchrun = lambda workers, args: hold(workers)(*args)
+Path({ready!r}).touch()
+while not Path({go!r}).exists():
+    time.sleep(0.01)
+launch.run_job("job", {{"gpus": {gpus}}}, "shard", "model.pt", "model.json", "checkpoints",
+               device="cuda")
+assert "CUDA_VISIBLE_DEVICES" not in os.environ
 """
 
 
@@ -173,3 +208,45 @@ def test_cuda_is_first_touched_under_the_lease(monkeypatch, tmp_path):
     assert seen == ["0"]
     assert gpu.VISIBLE not in os.environ
     assert not gpu.uses_cuda("cpu")
+
+
+def test_concurrent_training_jobs_never_share_a_device(tmp_path):
+    """Four training jobs (one of them DDP on 2 GPUs) start at once on a machine with 3 fake
+    GPUs: the jobs that find no free device wait, and no device is held by two at a time."""
+    count, gpus = 3, [1, 2, 1, 1]
+    env = {k: v for k, v in os.environ.items() if k != gpu.VISIBLE}
+    env["FACEREPRO_GPU_LOCKS"] = str(tmp_path / "locks")
+    go = tmp_path / "go"
+    jobs = []
+    for i, n in enumerate(gpus):
+        code = TRAINING_JOB.format(count=count, gpus=n, hold_s=0.5, go=str(go),
+                                   ready=str(tmp_path / f"ready{i}"))
+        jobs.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                     text=True, env=env))
+    try:
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / f"ready{i}").exists() for i in range(len(jobs))):
+            assert time.monotonic() < deadline, "training jobs did not start"
+            assert all(job.poll() is None for job in jobs), "a training job died at start"
+            time.sleep(0.05)
+        go.touch()
+        out = [job.communicate(timeout=60)[0] for job in jobs]
+    finally:
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+    assert [job.returncode for job in jobs] == [0] * len(jobs)
+    records = [json.loads(text) for text in out]
+    # each job saw exactly its own count of devices; the DDP one ran torchrun on both
+    assert [len(r["devices"]) for r in records] == gpus
+    assert [r["workers"] for r in records] == gpus
+    held = sorted((r["start"], r["end"], d) for r in records for d in r["devices"])
+    assert {d for _, _, d in held} == {str(i) for i in range(count)}
+    for device in map(str, range(count)):
+        spans = [(start, end) for start, end, d in held if d == device]
+        for (_, end), (start, _) in pairwise(spans):
+            assert end <= start, f"GPU {device} was held by two jobs at once: {spans}"
+    # and the jobs did run side by side: at some moment every device was busy
+    busiest = max(sum(start <= t < end for start, end, _ in held) for t, _, _ in held)
+    assert busiest == count

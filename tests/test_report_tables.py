@@ -145,11 +145,17 @@ def test_reported_values_must_match_the_columns():
 # Rows only config/paper.yaml can fill: nets or crop sizes beyond CPU scale.
 PAPER_SCALE_ONLY = {"sphere36_softmax", "sphere36_m4", "sphere64_softmax", "sphere64_m4",
                     "facenet_nn3", "facenet_nn4"}
+# SynthFaces has no videos (YTF) and no million distractors (MegaFace).
+PAPER_SCALE_PROTOCOLS = {"ytf_verification", "megaface"}
+# Rows the report shows as "not run" because the method is not implemented (CLMLE's other
+# losses: CosFace, LMLE).
+NOT_IMPLEMENTED = {"cosface", "lmle", "lmle_attributes"}
 
 
 # Kinds that name their one scorer themselves, whatever the protocol's `scorers` say.
 FIXED_SCORER_KINDS = ("clustering", "angular_fisher", "sparsity", "selectiveness",
-                      "compact_search", "lut_attribute")
+                      "compact_search", "lut_attribute", "attributes",
+                      "imbalanced_classification")
 
 
 def test_every_reference_row_is_reproduced_by_the_extended_config():
@@ -160,7 +166,8 @@ def test_every_reference_row_is_reproduced_by_the_extended_config():
             for row in table["rows"]:
                 for column in table["columns"]:
                     spec = {**column, **row}
-                    if spec["run"] in PAPER_SCALE_ONLY:
+                    if (spec["run"] in PAPER_SCALE_ONLY | NOT_IMPLEMENTED
+                            or spec["protocol"] in PAPER_SCALE_PROTOCOLS):
                         continue
                     assert (spec["run"], spec["protocol"]) in evaluated, \
                         f"{paper['key']} {table['id']} {row['label']}: {spec['run']} on " \

@@ -127,8 +127,8 @@ def test_build_identity_derives_or_checks_identities_per_batch():
 
 
 def test_unknown_sampler_lists_the_known_ones():
-    with pytest.raises(KeyError, match="'cluster'.*identity, pair, shuffle"):
-        samplers.build("cluster", LABELS, 8, 0)
+    with pytest.raises(KeyError, match="'nope'.*cluster, identity, pair, shuffle"):
+        samplers.build("nope", LABELS, 8, 0)
 
 
 def test_a_new_sampler_plugs_in_by_name(monkeypatch):

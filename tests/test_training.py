@@ -84,6 +84,11 @@ METHODS = {
                                batch_size=8, lr=0.01, seed=3, log_every=2, checkpoint_every=3,
                                sampler_options={"images_per_identity": 4},
                                loss_options={"negatives": "vgg"}),
+    # the loss cache and two re-clusterings (steps 3 and 6) are part of the state
+    "clmle": default_run(method="clmle", net="sphere4", train="synth/casia", embedding_dim=16,
+                         iterations=8, batch_size=8, lr=0.05, seed=3, log_every=2,
+                         checkpoint_every=3, clustering={"size": 3, "every": 3},
+                         sampler_options={"clusters_per_batch": 4, "samples_per_cluster": 2}),
 }
 
 
@@ -204,7 +209,7 @@ def test_ddp_on_two_cpu_workers_matches_one_process(shard, tmp_path):
 
 def test_loader_keeps_the_sampler_order_and_state(shard):
     images, index = read_shard(shard)
-    positions, labels = training_rows(index)
+    positions, labels = training_rows(RUN, index)
     reference = samplers.build("pair", labels, 8, seed=5)
     expected = [reference.next_batch() for _ in range(4)]
     sampler = samplers.build("pair", labels, 8, seed=5)

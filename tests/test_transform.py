@@ -39,6 +39,17 @@ def test_umeyama_is_least_squares_against_noise():
         assert np.sum((transform.apply(m, src) - dst) ** 2) >= best - 1e-9
 
 
+def test_stacked_fits_equal_one_at_a_time():
+    rng = np.random.default_rng(11)
+    src = rng.uniform(0, 250, (6, 5, 2))
+    src[2] = src[2] * [-1, 1]            # a mirrored face: the reflection case, mid-stack
+    dst = transform.get_template("sphere_112x96").points
+    for fit in (transform.umeyama, transform.scale_shift):
+        np.testing.assert_allclose(fit(src, dst), np.stack([fit(p, dst) for p in src]),
+                                   atol=1e-12)
+    assert (np.linalg.det(transform.umeyama(src, src[:, :, ::-1])[:, :, :2]) > 0).all()
+
+
 def test_scaled_template_keeps_the_crop_border_fixed():
     full = transform.get_template("sphere_112x96")
     half = transform.get_template("sphere_112x96", 0.5)
@@ -100,3 +111,55 @@ def test_box_template_crops_without_rotation():
     assert box[0, 1] == 0 and box[1, 0] == 0
     np.testing.assert_allclose(transform.apply(similarity, tilted), t.points, atol=1e-9)
     assert np.abs(transform.apply(box, tilted) - t.points).max() > 1
+
+
+def test_every_template_scales_by_the_pixel_centre_rule():
+    for name in transform.TEMPLATE_NAMES:
+        full, half = transform.get_template(name), transform.get_template(name, 0.5)
+        assert (half.height, half.width) == (round(full.height / 2), round(full.width / 2))
+        if full.points is not None:
+            np.testing.assert_allclose(half.points, (full.points + 0.5) * 0.5 - 0.5)
+
+
+def test_deepid_regions_are_windows_of_the_aligned_face():
+    sphere = transform.get_template("sphere_112x96").points
+    for name in ("deepid_55x47", "deepid_face_47x47", "deepid_eyes_47x47",
+                 "deepid_nose_47x47", "deepid_mouth_47x47"):
+        t = transform.get_template(name)
+        # a window of the 112x96 frame: one scale on both axes, no rotation
+        m = transform.umeyama(sphere, t.points)
+        np.testing.assert_allclose(transform.apply(m, sphere), t.points, atol=1e-9)
+        assert m[0, 1] == pytest.approx(0, abs=1e-12) and m[0, 0] == pytest.approx(m[1, 1])
+    centre = 23.0                              # the centre pixel of a 47 px crop
+    np.testing.assert_allclose(transform.get_template("deepid_nose_47x47").points[2],
+                               [centre, centre])
+    eyes = transform.get_template("deepid_eyes_47x47").points[:2].mean(0)
+    mouth = transform.get_template("deepid_mouth_47x47").points[3:].mean(0)
+    np.testing.assert_allclose([eyes, mouth], [[centre, centre]] * 2)
+    # the whole-face 55x47 crop is the 112x96 frame at 55/112 of its size
+    whole = transform.get_template("deepid_55x47")
+    np.testing.assert_allclose(whole.points, (sphere + 0.5 - [0.5 * (96 - 47 * 112 / 55), 0])
+                               * 55 / 112 - 0.5, atol=1e-9)
+
+
+def test_box_crop_puts_the_grown_square_box_on_the_crop():
+    t = transform.get_template("facenet_160")
+    assert t.points is None and t.margin == 0.25
+    box = np.array([100.0, 50.0, 180.0, 150.0])       # 80 x 100: the square side is 100
+    m = transform.box_crop(box, t)
+    side = 100 * 1.25
+    corners = np.array([[140 - side / 2, 100 - side / 2], [140 + side / 2, 100 + side / 2]])
+    np.testing.assert_allclose(transform.apply(m, corners), [[-0.5, -0.5], [159.5, 159.5]])
+    np.testing.assert_allclose(transform.apply(transform.box_crop(box, transform.get_template(
+        "facenet_160", margin=0.0)), box.reshape(2, 2))[:, 1], [-0.5, 159.5])
+
+
+def test_detection_template_needs_detector_boxes():
+    from facerepro.align.aligner import transforms_for
+
+    t = transform.get_template("facenet_160")
+    points = transform.get_template("sphere_112x96").points[None]
+    with pytest.raises(ValueError, match="align.landmarks: mtcnn"):
+        transforms_for(points, t, np.full((1, 4), np.nan))
+    m = transforms_for(points, t, np.array([[0.0, 0.0, 99.0, 99.0]]))
+    assert m.shape == (1, 2, 3)

@@ -121,6 +121,19 @@ def _check_references(config: dict, source: str) -> None:
         if "train" in protocol and protocol["train"] not in known:
             raise ConfigError(f"{source}: protocols.{name}.train = {protocol['train']!r} is not "
                               f"a dataset of this config; known: {sorted(known)}")
+    runs = config.get("runs", {})
+    for name, run in runs.items():
+        if "init_from" not in run:
+            continue
+        origin = runs.get(run["init_from"])
+        if origin is None or run["init_from"] == name:
+            raise ConfigError(f"{source}: runs.{name}.init_from = {run['init_from']!r} must be "
+                              f"another run of this config; known: {sorted(runs)}")
+        differ = [k for k in ("net", "net_options", "template", "embedding_dim")
+                  if origin[k] != run[k]]
+        if differ:
+            raise ConfigError(f"{source}: runs.{name}.init_from = {run['init_from']!r} has "
+                              f"another {', '.join(differ)}; a run starts only from the same net")
     for dataset in config.get("holdout", {}):
         if dataset not in known:
             raise ConfigError(f"{source}: holdout.{dataset} is not a dataset of this config; "
@@ -174,10 +187,12 @@ def dataset_names(config: dict) -> list[str]:
 
 
 def evaluations(config: dict) -> list[tuple[str, str]]:
-    """Every (run, protocol) the config evaluates: each protocol on its ``runs`` (all if
-    absent)."""
+    """Every (run, protocol) the config evaluates: each protocol on its ``runs``; absent, on
+    every run trained on identities (an attribute net has no face embedding to verify)."""
+    identity_runs = [name for name, run in config["runs"].items()
+                     if run.get("labels", "identity") == "identity"]
     return [(run, name) for name, protocol in config["protocols"].items()
-            for run in protocol.get("runs") or config["runs"]]
+            for run in protocol.get("runs") or identity_runs]
 
 
 def digest(obj: Any) -> str:

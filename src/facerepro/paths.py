@@ -35,6 +35,16 @@ def manifest(dataset: str = "{dataset}") -> str:
     return f"{RESULTS}/data/{dataset}/manifest.parquet"
 
 
+def mtcnn_weights(net: str = "{net}") -> str:
+    """One MTCNN stage's state dict (pnet, rnet, onet), unpacked from the facenet-pytorch wheel."""
+    return f"{RESOURCES}/models/mtcnn/{net}.pt"
+
+
+def landmarks(dataset: str = "{dataset}") -> str:
+    """Five landmarks per kept image of a part (its own file or MTCNN), read by every crop."""
+    return f"{RESULTS}/landmarks/{dataset}.parquet"
+
+
 def aligned_dir(dataset: str = "{dataset}", template: str = "{template}") -> str:
     return f"{RESULTS}/aligned/{dataset}/{template}"
 
@@ -78,13 +88,20 @@ def report() -> str:
     return f"{RESULTS}/report/index.html"
 
 
-def report_roc() -> str:
-    return f"{RESULTS}/report/roc.png"
+def report_figures() -> str:
+    """The report's figures as PNG files, ``{group}/{name}.png`` (for `snakemake --report`;
+    the HTML report inlines its own copies)."""
+    return f"{RESULTS}/report/figures"
 
 
 def log(rule: str, name: str) -> str:
     return f"logs/{rule}/{name}.log"
 
 
+def benchmarks() -> str:
+    """Where every rule's ``benchmark:`` TSVs go, one folder per rule."""
+    return "benchmarks"
+
+
 def benchmark(rule: str, name: str) -> str:
-    return f"benchmarks/{rule}/{name}.tsv"
+    return f"{benchmarks()}/{rule}/{name}.tsv"

@@ -2,6 +2,8 @@ from facerepro.report.html import build
 from facerepro.runlog import to_file
 
 to_file(snakemake.log[0])
-build(snakemake.config, snakemake.params.metrics, snakemake.params.models,
-      snakemake.params.manifests, snakemake.params.qa, snakemake.output.html,
-      snakemake.output.roc)
+params = snakemake.params
+build(snakemake.config, metrics=params.metrics, models=params.models,
+      manifests=params.manifests, qa=params.qa, indexes=params.indexes,
+      benchmarks=params.benchmarks, dest=snakemake.output.html,
+      figures_dir=snakemake.output.figures)

@@ -1,23 +1,89 @@
-"""Five-point landmarks per image, from the dataset's own landmark file.
+"""Five-point landmarks for every kept image of a dataset part: its own file, or MTCNN.
 
-Files are whitespace tables whose data rows are ``path x1 y1 ... x5 y5`` (CelebA's
+Policy (config ``align.landmarks``):
+
+- ``dataset``: the part's landmark file; an error for a part without one.
+- ``mtcnn``: MTCNN on every image, even where the dataset has landmarks (to compare them).
+- ``auto`` (default): ``dataset`` where the source ships a landmark file for the part
+  (:data:`SHIPPED`: every SynthFaces part, real CelebA), else ``mtcnn`` (real LFW,
+  CASIA-WebFace, ...). The choice is made when the workflow is planned, so the MTCNN weights
+  are only fetched for parts that need them.
+
+Several faces: MTCNN's face with the largest ``area - centre_weight * d**2`` wins (``d`` the
+distance in px of its box centre from the image centre; facenet-pytorch's
+"center_weighted_size" with weight 2): the large face near the centre, which is the subject in
+these datasets' crops. No face: the image gets the mean landmarks and box of the images of the
+same part where MTCNN found one, in coordinates relative to the image size (LFW and
+CASIA-WebFace images are crops centred on a detected face, so faces sit in nearly the same
+place), flagged ``fallback``.
+
+Landmark files are whitespace tables whose data rows are ``path x1 y1 ... x5 y5`` (CelebA's
 ``list_landmarks_align_celeba.txt``, SynthFaces' ``*_landmarks.txt``); header and count lines
 are skipped. A row's path may be relative to the part root or to the layout's image folder.
-Datasets without landmarks (real LFW, CASIA) are detected with MTCNN instead.
+
+The table (one row per kept manifest image, in manifest order): ``image_id``; ``source``
+(``dataset`` | ``mtcnn``); ``score`` (O-Net's face probability; NaN for dataset landmarks and
+fallbacks); ``faces`` (how many faces MTCNN found; missing for dataset landmarks);
+``fallback``; ``x1, y1, ..., x5, y5`` (landmarks in the source image, pixel centres);
+``bx1, by1, bx2, by2`` (the detector's box, outer edges; NaN for dataset landmarks).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
+
+from facerepro.align.images import read_rgb
+from facerepro.align.mtcnn import MTCNN, Faces, Settings
+from facerepro.atomic import atomic_path
+from facerepro.data import registry
+
+log = logging.getLogger(__name__)
 
 LANDMARK_FILES = {
     "lfw": "lfw_landmarks.txt",
     "casia": "CASIA-WebFace/casia_landmarks.txt",
     "celeba": "list_landmarks_align_celeba.txt",
 }
+# Source kind -> layouts whose files include a landmark file of LANDMARK_FILES.
+SHIPPED = {"synthfaces": {"lfw", "casia", "celeba"}, "celeba": {"celeba"}}
+POLICIES = ("dataset", "mtcnn", "auto")
+POINT_COLUMNS = [f"{axis}{k}" for k in range(1, 6) for axis in "xy"]
+BOX_COLUMNS = ["bx1", "by1", "bx2", "by2"]
+COLUMNS = ["image_id", "source", "score", "faces", "fallback", *POINT_COLUMNS, *BOX_COLUMNS]
+
+
+class Detector(Protocol):
+    def detect(self, images: Sequence[np.ndarray]) -> list[Faces]: ...
+
+
+def landmark_source(policy: str, kind: str, layout: str) -> str:
+    """``dataset`` or ``mtcnn`` for a part of a source of ``kind`` laid out as ``layout``."""
+    if policy not in POLICIES:
+        raise ValueError(f"align.landmarks {policy!r} is not one of {POLICIES}")
+    shipped = layout in SHIPPED.get(kind, ())
+    if policy == "auto":
+        return "dataset" if shipped else "mtcnn"
+    if policy == "dataset" and not shipped:
+        raise ValueError(f"align.landmarks is 'dataset' but {kind} ships no landmarks for its "
+                         f"{layout} part; use 'auto' (MTCNN where the dataset has none) or "
+                         f"'mtcnn'")
+    return policy
+
+
+def source_for(config: dict, dataset: str) -> str:
+    """The landmark source of a ``source/part`` dataset under the config's policy."""
+    source, part = dataset.split("/")
+    spec = config["datasets"][source]
+    layout = registry.part_spec(spec, part).layout
+    return landmark_source(config["align"]["landmarks"], spec["kind"], layout)
 
 
 def read_landmark_file(path: str | Path) -> dict[str, np.ndarray]:
@@ -41,7 +107,7 @@ def dataset_landmarks(root: str | Path, layout: str, paths: pd.Series) -> np.nda
     file = Path(root) / LANDMARK_FILES[layout]
     if not file.exists():
         raise FileNotFoundError(f"{file} is missing: this dataset provides no landmarks; set "
-                                f"align.landmarks: mtcnn in the config")
+                                f"align.landmarks: auto or mtcnn in the config")
     table = read_landmark_file(file)
     out = np.empty((len(paths), 5, 2))
     for i, p in enumerate(paths):
@@ -53,3 +119,92 @@ def dataset_landmarks(root: str | Path, layout: str, paths: pd.Series) -> np.nda
         else:
             raise KeyError(f"{file} has no landmarks for {p}")
     return out
+
+
+def _table(image_id: pd.Series, source: str, points: np.ndarray, boxes: np.ndarray,
+           score: np.ndarray, faces: pd.array, fallback: np.ndarray) -> pd.DataFrame:
+    table = pd.DataFrame({"image_id": image_id.to_numpy(), "source": source, "score": score,
+                          "faces": faces, "fallback": fallback})
+    table[POINT_COLUMNS] = points.reshape(len(points), 10)
+    table[BOX_COLUMNS] = boxes
+    return table[COLUMNS]
+
+
+def dataset_table(root: str | Path, layout: str, kept: pd.DataFrame) -> pd.DataFrame:
+    """The table for the part's own landmarks."""
+    n = len(kept)
+    return _table(kept["image_id"], "dataset", dataset_landmarks(root, layout, kept["path"]),
+                  np.full((n, 4), np.nan), np.full(n, np.nan), pd.array([pd.NA] * n, "Int64"),
+                  np.zeros(n, bool))
+
+
+def choose_face(faces: Faces, width: int, height: int, centre_weight: float) -> int | None:
+    """Index of the subject among the detected faces (see the module docstring), or None."""
+    if len(faces.scores) == 0:
+        return None
+    boxes = faces.boxes
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    offset = centre - (np.array([width, height]) - 1) / 2    # the image centre, pixel centres
+    return int(np.argmax(area - centre_weight * (offset ** 2).sum(1)))
+
+
+def detect_table(root: str | Path, kept: pd.DataFrame, detector: Detector,
+                 centre_weight: float = 2.0, chunk: int = 256, workers: int = 2
+                 ) -> pd.DataFrame:
+    """The table from MTCNN: the chosen face per image, the fallback where there is none."""
+    n = len(kept)
+    points, boxes = np.full((n, 5, 2), np.nan), np.full((n, 4), np.nan)
+    score, faces = np.full(n, np.nan), np.zeros(n, np.int64)
+    size = np.zeros((n, 2))                                   # width, height
+    files = [Path(root) / p for p in kept["path"]]
+    with ThreadPoolExecutor(workers) as pool, tqdm(total=n, desc="mtcnn", mininterval=30) as bar:
+        for start in range(0, n, chunk):
+            images = list(pool.map(read_rgb, files[start:start + chunk]))
+            for i, (image, found) in enumerate(zip(images, detector.detect(images),
+                                                   strict=True), start):
+                size[i] = image.shape[1], image.shape[0]
+                faces[i] = len(found.scores)
+                best = choose_face(found, image.shape[1], image.shape[0], centre_weight)
+                if best is not None:
+                    points[i], boxes[i] = found.landmarks[best], found.boxes[best]
+                    score[i] = found.scores[best]
+            bar.update(len(images))
+    fallback = faces == 0
+    if fallback.all():
+        raise ValueError(f"MTCNN found no face in any of the {n} images under {root}; check "
+                         f"the images, or lower align.mtcnn.thresholds / min_face")
+    # mean position relative to the image size (outer edges at 0 and 1), over the detections
+    points[fallback] = _relative_mean(points, size, ~fallback)[None] * size[fallback, None] - 0.5
+    boxes[fallback] = ((_relative_mean(boxes.reshape(n, 2, 2), size, ~fallback)[None]
+                        * size[fallback, None] - 0.5).reshape(-1, 4))
+    log.info("%d images: %d faces found, %d with several faces, %d fallbacks", n,
+             int((~fallback).sum()), int((faces > 1).sum()), int(fallback.sum()))
+    return _table(kept["image_id"], "mtcnn", points, boxes, score, pd.array(faces, "Int64"),
+                  fallback)
+
+
+def _relative_mean(points: np.ndarray, size: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mean of (N, K, 2) points over ``rows``, as fractions of each image's width and height."""
+    return ((points[rows] + 0.5) / size[rows, None]).mean(0)
+
+
+def landmark_table(source: str, root: str | Path, layout: str, manifest: pd.DataFrame,
+                   mtcnn: dict | None = None, weights_dir: str | Path | None = None,
+                   device: str = "cpu", workers: int = 2) -> pd.DataFrame:
+    """The landmark table of a part's kept images; ``mtcnn`` is the config's ``align.mtcnn``."""
+    kept = manifest[manifest["status"] == "kept"].reset_index(drop=True)
+    if source == "dataset":
+        return dataset_table(root, layout, kept)
+    if mtcnn is None or weights_dir is None:
+        raise ValueError("MTCNN landmarks need the align.mtcnn settings and the weights folder")
+    settings = Settings(min_face=mtcnn["min_face"], factor=mtcnn["factor"],
+                        thresholds=tuple(mtcnn["thresholds"]), nms=tuple(mtcnn["nms"]),
+                        batch_size=mtcnn["batch_size"])
+    detector = MTCNN(weights_dir, device, settings)
+    return detect_table(root, kept, detector, mtcnn["centre_weight"], workers=workers)
+
+
+def save(table: pd.DataFrame, dest: str | Path) -> None:
+    with atomic_path(dest) as tmp:
+        table.to_parquet(tmp, index=False)

@@ -25,18 +25,22 @@ def write_shard(out_dir: str | Path, images: Iterable[np.ndarray], index: pd.Dat
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{IMAGES}.tmp{os.getpid()}.npy"
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                      shape=(len(index), height, width, 3))
-    count = 0
-    for i, image in enumerate(images):
-        array[i] = image
-        count += 1
-    if count != len(index):
-        tmp.unlink()
-        raise ValueError(f"{out_dir}: {count} images for {len(index)} index rows")
-    array.flush()
-    del array
-    os.replace(tmp, out_dir / IMAGES)
+    try:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                          shape=(len(index), height, width, 3))
+        count = 0
+        for i, image in enumerate(images):
+            if i >= len(index):
+                raise ValueError(f"{out_dir}: more images than the {len(index)} index rows")
+            array[i] = image
+            count += 1
+        if count != len(index):
+            raise ValueError(f"{out_dir}: {count} images for {len(index)} index rows")
+        array.flush()
+        del array
+        os.replace(tmp, out_dir / IMAGES)
+    finally:
+        tmp.unlink(missing_ok=True)     # a failed write leaves nothing behind
     with atomic_path(out_dir / INDEX) as tmp_index:
         index.reset_index(drop=True).to_parquet(tmp_index, index=False)
 

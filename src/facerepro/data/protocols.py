@@ -177,3 +177,33 @@ def hold_out_identities(manifest: pd.DataFrame, identities: int, seed: int,
     out = manifest.copy()
     out.loc[out["identity"].isin(chosen), "split"] = HOLDOUT
     return out
+
+
+def attributes_of(image_ids: np.ndarray, path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """(attributes of the images the file lists, in order; which of ``image_ids`` those are).
+
+    Image ids carry the image folder (``lfw/Name/Name_0001``); attribute files name images
+    within it (``Name/Name_0001.jpg``).
+    """
+    table = read_celeba_attributes(path)
+    table.index = [str(Path(name).with_suffix("")) for name in table.pop("image")]
+    within = np.array([i.partition("/")[2] for i in image_ids.astype(str)])
+    rows = np.isin(within, table.index)
+    if not rows.any():
+        raise ValueError(f"{path} lists none of the {len(image_ids)} images, e.g. "
+                         f"{image_ids[0]!r}; is it this dataset's attribute file?")
+    return table.loc[within[rows]], rows
+
+
+def splits_of(image_ids: np.ndarray, path: str | Path) -> np.ndarray:
+    """The CelebA partition (train / val / test) of each image id, from the dataset's
+    ``list_eval_partition.txt``; ids are matched to file names as :func:`attributes_of` does."""
+    table = read_celeba_partition(path)
+    split = dict(zip((str(Path(n).with_suffix("")) for n in table["image"]), table["split"],
+                     strict=True))
+    within = [i.partition("/")[2] for i in np.asarray(image_ids).astype(str)]
+    missing = [i for i in within if i not in split]
+    if missing:
+        raise ValueError(f"{path} gives no partition for {len(missing)} images, e.g. "
+                         f"{missing[0]!r}; is it this dataset's partition file?")
+    return np.array([split[i] for i in within])

@@ -3,6 +3,7 @@
     {"run": ..., "protocol": ..., "kind": ...,
      "scorers": {scorer: {"values": {metric: number}, "per_fold": {metric: [numbers]},
                           "n": {count: int}, "curves": {name: {"x": [...], "y": [...]}},
+                          (or {"names", "balanced_accuracy", "imbalance"} per attribute),
                           "notes": [str]}},
      "provenance": {...}}
 
@@ -22,6 +23,15 @@ import jsonschema
 from facerepro.atomic import write_json
 
 _NUMBERS = {"type": "array", "items": {"type": ["number", "null"]}}
+# A curve is x against y, or per-attribute accuracies with their imbalance levels (the report
+# sorts attributes by imbalance: |positive rate - 50|, in %).
+_CURVE = {"anyOf": [
+    {"type": "object", "required": ["x", "y"], "additionalProperties": False,
+     "properties": {"x": _NUMBERS, "y": _NUMBERS}},
+    {"type": "object", "required": ["names", "balanced_accuracy", "imbalance"],
+     "additionalProperties": False,
+     "properties": {"names": {"type": "array", "items": {"type": "string"}},
+                    "balanced_accuracy": _NUMBERS, "imbalance": _NUMBERS}}]}
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -44,9 +54,7 @@ SCHEMA: dict[str, Any] = {
                     "per_fold": {"type": "object", "additionalProperties": _NUMBERS},
                     "n": {"type": "object",
                           "additionalProperties": {"type": "integer", "minimum": 0}},
-                    "curves": {"type": "object", "additionalProperties": {
-                        "type": "object", "required": ["x", "y"], "additionalProperties": False,
-                        "properties": {"x": _NUMBERS, "y": _NUMBERS}}},
+                    "curves": {"type": "object", "additionalProperties": _CURVE},
                     "notes": {"type": "array", "items": {"type": "string"}},
                 },
             },

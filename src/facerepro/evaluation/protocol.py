@@ -7,8 +7,10 @@ open-set identification, Best-Rowden et al., on our seeded splits), ``clustering
 ``occlusion`` (verification of every feature layer as the faces are occluded, Figs. 16-17),
 ``sparsity`` (Fig. 7) and ``selectiveness`` (single-neuron accuracy, Figs. 9-10), and for
 Compact int32 ``compact_search`` (recall vs bins visited, Fig. 5) and ``lut_attribute`` (the
-look-up-table gender classifier). A protocol's ``template`` and ``degrade`` keys choose the
-features :class:`~facerepro.features.View` it reads, its ``layer`` key the features layer.
+look-up-table gender classifier), and for CLMLE ``attributes`` (balanced accuracy of every
+attribute, Table 5) and ``imbalanced_classification`` (power-law classes, Table 8). A
+protocol's ``template`` and ``degrade`` keys choose the features
+:class:`~facerepro.features.View` it reads, its ``layer`` key the features layer.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import pandas as pd
 
 from facerepro import features
 from facerepro.data.download import sha256_of
-from facerepro.data.protocols import read_celeba_attributes, read_pairs
+from facerepro.data.imbalance import TEST, TRAIN, power_law_split
+from facerepro.data.protocols import attributes_of, read_pairs, splits_of
 from facerepro.evaluation import metrics
 from facerepro.evaluation.analysis import (
     angular_fisher_terms,
@@ -34,7 +37,7 @@ from facerepro.evaluation.analysis import (
     sparsity_histograms,
     sparsity_summary,
 )
-from facerepro.evaluation.attributes import balanced_accuracy
+from facerepro.evaluation.attributes import balanced_accuracy, imbalance_level
 from facerepro.evaluation.clustering import clustering_scores
 from facerepro.evaluation.compact_search import (
     LookupTableClassifier,
@@ -48,6 +51,7 @@ from facerepro.evaluation.identification import (
     open_set_split,
 )
 from facerepro.evaluation.joint_bayesian import JointBayesian
+from facerepro.evaluation.knc import InstanceKNN, KNearestClusterClassifier, select_n_clusters
 from facerepro.evaluation.verification import SCORERS, Scorer, verify_pairs
 
 
@@ -62,6 +66,8 @@ def protocol_views(protocol: dict) -> list[features.View]:
     """Every features view a protocol reads, its own first; an occlusion curve adds one view
     per occlusion level."""
     view = protocol_view(protocol)
+    if protocol["kind"] == "imbalanced_classification":
+        return [replace(view, subset=TRAIN)]
     if protocol["kind"] != "occlusion":
         return [view]
     return [view, *(replace(view, bottom=f) for f in protocol["bottom"]),
@@ -225,22 +231,6 @@ def sparsity(protocol: dict, features_path: str | Path) -> dict[str, dict]:
                                       f"original faces only (not the flipped copies)"]}}
 
 
-def _attributes_of(image_ids: np.ndarray, path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """(attributes of the images the file lists, in order; which of ``image_ids`` those are).
-
-    Image ids carry the image folder (``lfw/Name/Name_0001``); attribute files name images
-    within it (``Name/Name_0001.jpg``).
-    """
-    table = read_celeba_attributes(path)
-    table.index = [str(Path(name).with_suffix("")) for name in table.pop("image")]
-    within = np.array([i.partition("/")[2] for i in image_ids.astype(str)])
-    rows = np.isin(within, table.index)
-    if not rows.any():
-        raise ValueError(f"{path} lists none of the {len(image_ids)} images, e.g. "
-                         f"{image_ids[0]!r}; is it this dataset's attribute file?")
-    return table.loc[within[rows]], rows
-
-
 def selectiveness(protocol: dict, features_path: str | Path,
                   dataset_root: str | Path) -> dict[str, dict]:
     """Best single-neuron balanced accuracy per identity (the ``identities`` people with the
@@ -253,7 +243,7 @@ def selectiveness(protocol: dict, features_path: str | Path,
     classes, targets = one_vs_rest(np.where(np.isin(identity, top), identity, ""))
     keep = classes != ""
     _, id_best = best_neurons(neuron_selectiveness(acts, targets[:, keep]))
-    attrs, labelled = _attributes_of(image_ids, Path(dataset_root) / protocol["attributes_file"])
+    attrs, labelled = attributes_of(image_ids, Path(dataset_root) / protocol["attributes_file"])
     varied = attrs.columns[(attrs.any() & ~attrs.all()).to_numpy()]
     _, attr_best = best_neurons(neuron_selectiveness(acts[labelled],
                                                      attrs[varied].to_numpy(bool)))
@@ -294,7 +284,7 @@ def lut_attribute(protocol: dict, features_path: str | Path, train_path: str | P
 
     def labelled(path: str | Path, root: str | Path, file: str) -> tuple[np.ndarray, np.ndarray]:
         codes, image_ids, _ = features.load(path)
-        attrs, rows = _attributes_of(image_ids, Path(root) / file)
+        attrs, rows = attributes_of(image_ids, Path(root) / file)
         return codes[rows].astype(np.int64), attrs[attribute].to_numpy()
 
     x_train, y_train = labelled(train_path, train_root, protocol["train_attributes_file"])
@@ -308,6 +298,110 @@ def lut_attribute(protocol: dict, features_path: str | Path, train_path: str | P
                        y_test[:, None], pred[:, None])["balanced_accuracy"].iloc[0]),
                    "empty_bin_fraction": float(np.mean(radius > 0))},
         "n": {"train": len(x_train), "test": len(x_test), "bins": len(lut.bin_ids_)}}}
+
+
+# The classifiers of CLMLE's tables: Eq. 10's k nearest clusters, the instance-kNN ablation,
+# and a linear SVM, "SVM training for other methods" on CelebA's second partition.
+_DEPTH = {"knc": "n_clusters", "knn": "n_neighbors"}
+
+
+def _retrieval(protocol: dict) -> KNearestClusterClassifier | InstanceKNN:
+    if protocol["classifier"] == "knc":
+        return KNearestClusterClassifier(protocol["cluster_size"], seed=protocol["seed"])
+    return InstanceKNN()
+
+
+def _classify(protocol: dict, fit: tuple[np.ndarray, np.ndarray],
+              tune: tuple[np.ndarray, np.ndarray], test: np.ndarray) -> tuple[np.ndarray, int]:
+    """Predictions for ``test`` and the retrieval depth chosen on ``tune`` (0 for the SVM, which
+    is fitted on ``tune``)."""
+    from sklearn.svm import LinearSVC
+
+    x, y = fit if protocol["classifier"] != "svm" else tune
+    if len(np.unique(y)) < 2:          # nothing to separate: every face gets the one class
+        return np.full(len(test), y[0]), 0
+    if protocol["classifier"] == "svm":
+        return LinearSVC().fit(x, y).predict(test), 0
+    clf = _retrieval(protocol).fit(x, y)
+    depth, _ = select_n_clusters(clf, *tune, protocol["depths"])
+    return clf.set_params(**{_DEPTH[protocol["classifier"]]: depth}).predict(test), depth
+
+
+def attribute_prediction(protocol: dict, features_path: str | Path, dataset_root: str | Path,
+                         run_config: dict) -> dict[str, dict]:
+    """Balanced accuracy of every binary attribute on CelebA's test partition (CLMLE Table 5).
+
+    A net trained on attributes has one head per attribute and each attribute reads its own
+    head; any other net's one embedding serves every attribute (Triplet-kNN). kNC and kNN are
+    fitted on the training partition with the depth chosen on the validation partition; the
+    SVM is fitted on the validation partition (the paper's "SVM training" split).
+    """
+    feats, image_ids, _ = features.load(features_path, protocol.get("layer"))
+    root = Path(dataset_root)
+    attrs, listed = attributes_of(image_ids, root / protocol["attributes_file"])
+    feats, split = feats[listed], splits_of(image_ids[listed], root / protocol["partition_file"])
+    truth, names = attrs.to_numpy(bool), list(attrs.columns)
+    heads = run_config["labels"] == "attributes"
+    width = feats.shape[1] // len(names) if heads else feats.shape[1]
+    if heads and width * len(names) != feats.shape[1]:
+        raise ValueError(f"{features_path}: {feats.shape[1]} features do not split into "
+                         f"{len(names)} attribute heads")
+    rows = {name: split == name for name in ("train", "val", "test")}
+    pred, depths = np.zeros((rows["test"].sum(), len(names)), bool), []
+    for a in range(len(names)):
+        x = feats[:, a * width:(a + 1) * width] if heads else feats
+        fit, tune = ((x[rows[s]], truth[rows[s], a]) for s in ("train", "val"))
+        pred[:, a], depth = _classify(protocol, fit, tune, x[rows["test"]])
+        depths.append(depth)
+    table = balanced_accuracy(truth[rows["test"]], pred, names)
+    imbalance = imbalance_level(truth[rows["train"]], names)
+    scored = table["reason"] == ""
+    values = {"mean_balanced_accuracy": float(table.loc[scored, "balanced_accuracy"].mean())}
+    values.update({f"balanced_accuracy:{n}": float(v)
+                   for n, v in table.loc[scored, "balanced_accuracy"].items()})
+    notes = [f"{protocol['classifier']} per attribute"]
+    if protocol["classifier"] != "svm":
+        notes.append(f"depth chosen on the validation partition; median {np.median(depths):g}")
+    if (~scored).any():
+        notes.append(f"{int((~scored).sum())} attributes have one class only in the test "
+                     f"partition and are left out of the mean")
+    return {protocol["classifier"]: {
+        "values": values,
+        "n": {s: int(r.sum()) for s, r in rows.items()} | {"attributes": int(scored.sum())},
+        "curves": {"attributes": {"names": list(table.index[scored]),
+                                  "balanced_accuracy": table.loc[scored,
+                                                                 "balanced_accuracy"].tolist(),
+                                  "imbalance": imbalance[scored].tolist()}},
+        "notes": notes}}
+
+
+def imbalanced_classification(protocol: dict, features_path: str | Path,
+                              run_config: dict) -> dict[str, dict]:
+    """Mean class-balanced accuracy on the power-law classes the run trained on (CLMLE Table 8):
+    the classifier is fitted on the run's training faces and tested on the held-apart faces of
+    the same classes, ``test_per_class`` each."""
+    if "imbalance" not in run_config:
+        raise ValueError("imbalanced_classification scores runs trained on a power-law subsample:"
+                         " give the run an `imbalance` setting, or leave it out of the protocol's"
+                         " runs")
+    from sklearn.metrics import balanced_accuracy_score
+
+    feats, image_ids, identity = features.load(features_path, protocol.get("layer"))
+    split = power_law_split(image_ids, identity, **run_config["imbalance"])
+    row = pd.Series(np.arange(len(image_ids)), index=image_ids.astype(str))
+    train, test = (split[split["role"] == role] for role in (TRAIN, TEST))
+    clf = _retrieval(protocol).fit(feats[row[train["image_id"]]], train["identity"].to_numpy())
+    clf.set_params(**{_DEPTH[protocol["classifier"]]: protocol["depth"]})
+    pred = clf.predict(feats[row[test["image_id"]]])
+    sizes = train["identity"].value_counts()
+    return {protocol["classifier"]: {
+        "values": {"mean_class_balanced_accuracy": float(balanced_accuracy_score(
+                       test["identity"], pred)),
+                   "imbalance_ratio": float(sizes.max() / sizes.min())},
+        "n": {"classes": len(sizes), "train": len(train), "test": len(test),
+              "largest_class": int(sizes.max()), "smallest_class": int(sizes.min())},
+        "notes": [f"power law gamma {run_config['imbalance']['gamma']:g}: "
+                  f"{int(sizes.max())} to {int(sizes.min())} training faces per class"]}}
 
 
 def run_protocol(run: str, name: str, protocol: dict, features_paths: Sequence[str | Path],
@@ -336,6 +430,10 @@ def run_protocol(run: str, name: str, protocol: dict, features_paths: Sequence[s
         scorers = compact_search(protocol, main, bits)
     elif kind == "lut_attribute":
         scorers = lut_attribute(protocol, main, train_path, dataset_root, train_root, bits)
+    elif kind == "attributes":
+        scorers = attribute_prediction(protocol, main, dataset_root, run_config)
+    elif kind == "imbalanced_classification":
+        scorers = imbalanced_classification(protocol, main, run_config)
     else:
         feats, _, identity = features.load(main, protocol.get("layer"))
         by_identity = {"lfw_identification": identification, "clustering": clustering,

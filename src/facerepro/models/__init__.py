@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from facerepro.atomic import atomic_path
+from facerepro.models.attributes import AttributeNet
 from facerepro.models.compact import CompactNet
 from facerepro.models.deepid import DeepID2Net, DeepID2PlusNet
 from facerepro.models.facenet import NN1, InceptionNN2
@@ -18,8 +19,8 @@ from facerepro.models.pca import PixelPCA
 from facerepro.models.sphere import SphereNet
 
 _NETS = {"facenet_nn1": NN1, "facenet_nn2": InceptionNN2, "deepid2": DeepID2Net,
-         "deepid2plus": DeepID2PlusNet, "compact": CompactNet, "pixels_pca": PixelPCA,
-         "lbp": LBPFeatures}
+         "deepid2plus": DeepID2PlusNet, "deepid2_attributes": AttributeNet,
+         "compact": CompactNet, "pixels_pca": PixelPCA, "lbp": LBPFeatures}
 
 
 def build(net: str, input_size: tuple[int, int], embedding_dim: int, **options: Any

@@ -1,33 +1,73 @@
-"""The HTML report: one self-contained file (figures inlined), readable offline."""
+"""The HTML report: one self-contained file (figures inlined, no script, no external resource),
+readable offline, with the same figures also written as PNG files for `snakemake --report`."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
+import os
+import re
+import shutil
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
 from facerepro.atomic import atomic_path
-from facerepro.config import FITTED_METHODS, applicable_properties, load_schema
+from facerepro.config import FITTED_METHODS, applicable_properties, digest, load_schema
 from facerepro.evaluation.metrics import read as read_metrics
-from facerepro.report.figures import lines_png, roc_png
-from facerepro.report.tables import claim_summary, paper_tables
+from facerepro.report import provenance
+from facerepro.report.figures import (
+    Color,
+    attributes_png,
+    cmc_png,
+    lines_png,
+    roc_png,
+    run_colors,
+)
+from facerepro.report.tables import PAPERS, claim_summary, load_references, paper_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Settings that change what is measured or logged, or only the speed: never a deviation.
 REPORTING_ONLY = {"eval_every", "log_every", "checkpoint_every", "scorers", "fars", "gpus",
                   "amp", "compile", "channels_last", "feature_layers"}
+# Figure groups beside the papers' keys: a figure of runs and protocols that several papers'
+# tables read, and one that no paper table reads (a baseline, an extra protocol).
+SHARED, OTHER = "shared", "other"
+GROUP_TITLES = {SHARED: "Several papers", OTHER: "Not in a paper table"}
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One report figure: its group (a paper key, SHARED or OTHER), the section that shows it
+    when no paper section does, a file name, title, caption and PNG bytes."""
+
+    group: str
+    section: str
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+    @property
+    def uri(self) -> str:
+        return _data_uri(self.png)
 
 
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def dataset_summary(manifests: dict[str, str]) -> list[dict]:
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def dataset_summary(manifests: Mapping[str, str]) -> list[dict]:
     rows = []
     for name, path in manifests.items():
         m = pd.read_parquet(path)
@@ -40,6 +80,25 @@ def dataset_summary(manifests: dict[str, str]) -> list[dict]:
                      "splits": ", ".join(f"{s}: {n}" for s, n in
                                          kept["split"].value_counts().sort_index().items())})
     return rows
+
+
+def landmark_sources(indexes: Mapping[str, str]) -> tuple[list[str], list[dict]]:
+    """(every landmark source seen, one row per aligned shard): how many faces took their five
+    points from each source (the dataset's annotation, MTCNN), how many fell back to the
+    documented fixed crop, and the lowest detector score."""
+    sources: set[str] = set()
+    rows = []
+    for shard, path in indexes.items():
+        index = pd.read_parquet(path, columns=["source", "score", "fallback"])
+        counts = {str(k): int(v) for k, v in index["source"].value_counts().items()}
+        sources |= set(counts)
+        fallback = int(index["fallback"].sum())
+        rows.append({"shard": shard, "images": len(index), "sources": counts,
+                     "fallback": fallback,
+                     "fallback_pct": 100 * fallback / len(index) if len(index) else 0.0,
+                     "min_score": None if index["score"].isna().all()
+                     else float(index["score"].min())})
+    return sorted(sources), rows
 
 
 def _changed(values: dict, props: dict, prefix: str = "") -> list[str]:
@@ -77,43 +136,222 @@ def deviations(config: dict) -> list[str]:
     return lines
 
 
-# Curves of the analysis protocols: (curve name prefix, x label, y label, x scale).
+# --- which paper a figure or a metrics file belongs to ----------------------------------------
+
+def readers(references: Iterable[dict]) -> dict[tuple[str, str], list[str]]:
+    """The papers (keys, in :data:`PAPERS` order) whose tables read each (run, protocol)."""
+    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for paper in references:
+        for table in paper["tables"]:
+            for row in table["rows"]:
+                for column in table["columns"]:
+                    spec = {**column, **row}
+                    key = (spec.get("run"), spec.get("protocol"))
+                    if paper["key"] not in out[key]:
+                        out[key].append(paper["key"])
+    return dict(out)
+
+
+def group_of(pairs: Iterable[tuple[str, str]],
+             read_by: Mapping[tuple[str, str], list[str]]) -> str:
+    """The one paper whose tables read any of ``pairs``; SHARED when several papers do, OTHER
+    when none does."""
+    papers = {key for pair in pairs for key in read_by.get(pair, [])}
+    if len(papers) == 1:
+        return papers.pop()
+    return SHARED if papers else OTHER
+
+
+@functools.cache
+def _default_references() -> tuple[dict, ...]:
+    return tuple(load_references())
+
+
+def category(run: str, protocol: str) -> str:
+    """The `snakemake --report` category of one metrics file: the paper whose tables read it."""
+    references = _default_references()
+    return group_title(group_of([(run, protocol)], readers(references)), references)
+
+
+def group_title(group: str, references: Iterable[dict] | None = None) -> str:
+    """A figure group's display name: the paper's name, or what SHARED / OTHER mean."""
+    names = {p["key"]: p["paper"] for p in (references if references is not None
+                                            else _default_references())}
+    return names.get(group) or GROUP_TITLES.get(group, group)
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+# Curves of the analysis protocols: (curve name prefix, x label, y label, x scale, histogram).
 _FIGURES = {
     "occlusion": [("bottom@", "share of the face occluded from the bottom", "LFW accuracy",
-                   "linear"),
-                  ("block@", "block side (pixels of a 55x47 face)", "LFW accuracy", "linear")],
-    "compact_search": [("recall_vs_bins", "fraction of the bins visited", "recall", "log")],
-    "sparsity": [("per_image", "neurons active on a face", "faces", "linear")],
+                   "linear", False),
+                  ("block@", "block side (pixels of a 55x47 face)", "LFW accuracy", "linear",
+                   False)],
+    "compact_search": [("recall_vs_bins", "fraction of the bins visited", "recall", "log",
+                        False)],
+    "sparsity": [("per_image", "neurons active on a face", "faces", "linear", True),
+                 ("per_neuron", "faces a neuron is active on", "neurons", "linear", True)],
+}
+_CAPTIONS = {
+    "occlusion": "Verification accuracy as the faces are occluded (DeepID2+ Figs. 16-17), a "
+                 "line per run and feature layer; nets and scorers never saw occluded faces.",
+    "compact_search": "Recall of a face's other images against the fraction of code bins "
+                      "visited, nearest bins first (Compact int32 Fig. 5).",
+    "sparsity": "Histogram of active neurons (activation above the threshold) on the original "
+                "test faces (DeepID2+ Fig. 7).",
 }
 
 
-def analysis_figures(payloads: dict[tuple[str, str], dict]) -> dict[str, bytes]:
+def analysis_figures(payloads: Mapping[tuple[str, str], dict],
+                     read_by: Mapping[tuple[str, str], list[str]]) -> list[Plot]:
     """Line plots of the analysis curves, one figure per protocol and curve kind, a line per
     run and layer: accuracy under occlusion (DeepID2+ Figs. 16-17), recall vs bins visited
-    (Compact int32 Fig. 5), the active-neuron histogram (DeepID2+ Fig. 7)."""
-    grouped: dict[str, dict] = defaultdict(dict)
-    labels: dict[str, tuple[str, str, str]] = {}
+    (Compact int32 Fig. 5), the active-neuron histograms (DeepID2+ Fig. 7)."""
+    grouped: dict[tuple[str, str], dict] = defaultdict(dict)
+    pairs: dict[tuple[str, str], set] = defaultdict(set)
     for (run, protocol), payload in payloads.items():
-        for prefix, xlabel, ylabel, xscale in _FIGURES.get(payload["kind"], []):
-            title = f"{protocol}: {prefix.rstrip('@_')}"
+        for prefix, *_ in _FIGURES.get(payload["kind"], []):
             for scorer in payload["scorers"].values():
                 for name, curve in scorer.get("curves", {}).items():
                     if name.startswith(prefix):
-                        layer = name.removeprefix(prefix)
-                        label = f"{run} {layer}".strip()
-                        grouped[title][label] = (curve["x"], curve["y"])
-            labels[title] = (xlabel, ylabel, xscale)
-    return {title: lines_png(curves, title, *labels[title], markers=True)
-            for title, curves in grouped.items() if curves}
+                        label = f"{run} {name.removeprefix(prefix)}".strip()
+                        grouped[(protocol, prefix)][label] = (curve["x"], curve["y"])
+                        pairs[(protocol, prefix)].add((run, protocol))
+    kinds = {protocol: payload["kind"] for (_, protocol), payload in payloads.items()}
+    plots = []
+    for (protocol, prefix), curves in grouped.items():
+        kind = kinds[protocol]
+        _, xlabel, ylabel, xscale, histogram = next(f for f in _FIGURES[kind] if f[0] == prefix)
+        title = f"{protocol}: {prefix.rstrip('@_')}"
+        png = lines_png(curves, title, xlabel, ylabel, xscale=xscale, markers=not histogram,
+                        steps=histogram)
+        plots.append(Plot(group_of(pairs[(protocol, prefix)], read_by), "analyses",
+                          _slug(title), title, _CAPTIONS[kind], png))
+    return plots
 
 
-def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[str, str],
-          manifests: dict[str, str], qa_images: dict[str, str], dest: str | Path,
-          roc_dest: str | Path | None = None) -> None:
-    """Render the report from the workflow's artifacts (paths keyed by run/protocol/dataset)."""
-    payloads = {key: read_metrics(path) for key, path in sorted(metrics.items())}
+def attribute_table(payloads: Mapping[tuple[str, str], dict]) -> dict[str, pd.DataFrame]:
+    """Per protocol of kind ``attributes``: one row per series (the run, and its scorer when
+    it has several) and attribute, with its balanced accuracy (0-1) and imbalance level (%).
+
+    Such a payload's scorer carries ``curves["attributes"]``: ``{"names": [...],
+    "balanced_accuracy": [...], "imbalance": [...]}``, one entry per attribute, imbalance =
+    |positive rate - 50| in %.
+    """
+    rows: dict[str, list] = defaultdict(list)
+    for (run, protocol), payload in payloads.items():
+        if payload["kind"] != "attributes":
+            continue
+        scorers = payload["scorers"]
+        for scorer, m in scorers.items():
+            curve = m.get("curves", {}).get("attributes")
+            if curve is None:
+                continue
+            series = run if len(scorers) == 1 else f"{run} {scorer}"
+            rows[protocol] += [{"run": run, "series": series, "attribute": name,
+                                "imbalance": level,
+                                "balanced_accuracy": accuracy}
+                               for name, accuracy, level in zip(
+                                   curve["names"], curve["balanced_accuracy"],
+                                   curve["imbalance"], strict=True)]
+    return {protocol: pd.DataFrame(r) for protocol, r in rows.items()}
+
+
+def _figures(payloads: Mapping[tuple[str, str], dict], config: dict,
+             read_by: Mapping[tuple[str, str], list[str]], colors: Mapping[str, Color]
+             ) -> list[Plot]:
+    """Every figure of the report: ROC per verification protocol (a panel per scorer), CMC per
+    identification protocol, attributes by imbalance, the analysis curves."""
+    rocs: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
+    roc_colors: dict[str, Color] = {}
+    cmcs: dict[str, dict] = defaultdict(dict)
+    for (run, protocol), payload in payloads.items():
+        for scorer, m in payload["scorers"].items():
+            curves = m.get("curves", {})
+            # a degraded view's ROC belongs to its paper table's number, not the shared figure
+            if "roc" in curves and "degrade" not in config["protocols"][protocol]:
+                label = f"{run} ({100 * m['values']['accuracy_mean']:.1f}%)"
+                rocs[protocol][scorer][label] = (curves["roc"]["x"], curves["roc"]["y"])
+                roc_colors[label] = colors[run]
+            if "cmc" in curves:
+                cmcs[protocol][run] = (curves["cmc"]["x"], curves["cmc"]["y"])
+    plots = []
+    for protocol, panels in rocs.items():
+        group = group_of([(r, p) for r, p in payloads if p == protocol], read_by)
+        plots.append(Plot(
+            group, "verification", f"roc_{protocol}", f"ROC, {protocol}",
+            f"ROC over all pairs of {protocol}, a panel per scorer, a line per run (log false "
+            "accept rate; the legend gives the mean accuracy over the folds).",
+            roc_png(panels, f"ROC, {protocol}", roc_colors)))
+    for protocol, curves in cmcs.items():
+        group = group_of([(r, protocol) for r in curves], read_by)
+        plots.append(Plot(
+            group, "identification", f"cmc_{protocol}", f"CMC, {protocol}",
+            f"Closed-set CMC of {protocol}: the fraction of probes whose identity is among "
+            "the k best gallery matches.", cmc_png(curves, f"CMC, {protocol}", colors)))
+    for protocol, table in attribute_table(payloads).items():
+        group = group_of([(r, protocol) for r in table["run"].unique()], read_by)
+        plots.append(Plot(
+            group, "analyses", f"attributes_{protocol}", f"Attributes by imbalance, {protocol}",
+            f"Balanced accuracy of each attribute of {protocol}, attributes sorted by imbalance "
+            "level (|positive rate - 50|, %), most balanced first; dashed: chance (50%).",
+            attributes_png(table, f"Attributes by imbalance, {protocol}", colors)))
+    return plots + analysis_figures(payloads, read_by)
+
+
+def write_figures(plots: Iterable[Plot], dest: str | Path) -> None:
+    """Each figure as ``dest/{group}/{name}.png``: written into a folder beside ``dest`` and
+    swapped in whole, so figures of an earlier config never linger and a crash while writing
+    leaves the previous set."""
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for plot in plots:
+        (tmp / plot.group).mkdir(exist_ok=True)
+        (tmp / plot.group / f"{plot.name}.png").write_bytes(plot.png)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def _expected(cells: list[dict]) -> list[dict]:
+    """The cells of a row that should hold a reproduced number: those the paper reports, or
+    all of them where the row reports nothing (a figure the paper gives no values for)."""
+    reported = [c for c in cells if c["reported"] is not None]
+    return [c for c in reported or cells if c["run"]]
+
+
+def _papers(payloads: Mapping[tuple[str, str], dict], config: dict,
+            references: list[dict]) -> list[dict]:
+    """Every paper of :data:`PAPERS`, its tables filled in and annotated with what this config
+    lacks for their expected cells: runs it does not define, and (run, protocol) pairs it does
+    not evaluate. A paper with no references file is listed as such, not left out."""
+    filled = {p["key"]: p for p in paper_tables(payloads, references)}
+    papers = []
+    for key in PAPERS:
+        if key not in filled:
+            papers.append({"key": key, "paper": key, "title": "", "tables": [],
+                           "missing": f"references/{key}.yaml"})
+            continue
+        for table in filled[key]["tables"]:
+            cells = [c for r in table["rows"] for c in _expected(r["cells"])]
+            table["missing_runs"] = sorted({c["run"] for c in cells
+                                            if c["run"] not in config["runs"]})
+            table["unevaluated"] = sorted({f"{c['run']} on {c['protocol']}" for c in cells
+                                           if c["run"] in config["runs"]
+                                           and (c["run"], c["protocol"]) not in payloads})
+            table["reproduced"] = sum(c["reproduced"] is not None for c in cells)
+        papers.append(filled[key])
+    return papers
+
+
+def _rows(payloads: Mapping[tuple[str, str], dict], config: dict
+          ) -> tuple[list[dict], list[dict], list[dict]]:
+    """(verification, identification, analysis) table rows, one per run, protocol, scorer."""
     results, identification, analyses = [], [], []
-    curves: dict[str, dict] = defaultdict(dict)
     for (run, protocol), payload in payloads.items():
         spec, settings = config["runs"][run], config["protocols"][protocol]
         row = {"run": run, "template": settings.get("template", spec["template"]),
@@ -132,10 +370,6 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
                                 "val": [(f, 100 * v[f"val@far={f:g}"]) for f in settings["fars"]],
                                 "far_resolution": v["far_resolution"],
                                 "pairs": m["n"]["pairs"], "folds": m["n"]["folds"]})
-                if "degrade" not in settings:
-                    label = f"{run}, {scorer} ({100 * v['accuracy_mean']:.1f}%)"
-                    curves[protocol][label] = {"fpr": m["curves"]["roc"]["x"],
-                                               "tpr": m["curves"]["roc"]["y"]}
             else:
                 # per-level and per-attribute values live in the paper tables and the figures
                 summary = {k: x for k, x in v.items() if "@" not in k and ":" not in k
@@ -144,30 +378,59 @@ def build(config: dict, metrics: dict[tuple[str, str], str], model_infos: dict[s
                     analyses.append({**row, "kind": payload["kind"], "scorer": scorer,
                                      "values": summary, "n": m["n"],
                                      "notes": m.get("notes", [])})
-    rocs = {p: roc_png(c, f"ROC, {p}") for p, c in curves.items()}
-    figures = analysis_figures(payloads)
-    if roc_dest is not None and rocs:
-        with atomic_path(roc_dest) as tmp:
-            tmp.write_bytes(next(iter(rocs.values())))
-    runs = [json.loads(Path(p).read_text()) for _, p in sorted(model_infos.items())]
-    papers = paper_tables(payloads)
+    return results, identification, analyses
+
+
+def build(config: dict, *, metrics: Mapping[tuple[str, str], str], models: Mapping[str, str],
+          manifests: Mapping[str, str], qa: Mapping[str, str], indexes: Mapping[str, str],
+          dest: str | Path, figures_dir: str | Path | None = None,
+          benchmarks: str | Path | None = None, references: list[dict] | None = None) -> None:
+    """Render the report from the workflow's artifacts: metrics files keyed by (run, protocol),
+    model infos by run, manifests by dataset, QA grids and aligned-shard indexes by shard.
+
+    ``figures_dir`` also receives every figure as a PNG file; ``benchmarks`` is the folder of
+    the rules' benchmark TSVs (wall times; none shown without it); ``references`` replaces
+    the packaged reported numbers (tests).
+    """
+    payloads = {key: read_metrics(path) for key, path in sorted(metrics.items())}
+    references = list(_default_references()) if references is None else references
+    read_by = readers(references)
+    colors = run_colors(list(config["runs"]))
+    plots = _figures(payloads, config, read_by, colors)
+    if figures_dir is not None:
+        write_figures(plots, figures_dir)
+    results, identification, analyses = _rows(payloads, config)
+    papers = _papers(payloads, config, references)
+    runs = [json.loads(Path(p).read_text()) for _, p in sorted(models.items())]
+    sources, shards = landmark_sources(indexes)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("report.html.j2").render(
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         config=config,
-        synthetic=any(s["kind"] == "synthfaces" for s in config["datasets"].values()),
+        synthetic=sorted(name for name, s in config["datasets"].items()
+                         if s["kind"] == "synthfaces"),
         datasets=dataset_summary(manifests),
-        qa={name: _data_uri(Path(p).read_bytes()) for name, p in qa_images.items()},
+        sources=sources,
+        shards=shards,
+        qa={name: _data_uri(Path(p).read_bytes()) for name, p in qa.items()},
         papers=papers,
         claims=claim_summary(papers),
         results=results,
         identification=identification,
         analyses=analyses,
-        rocs={p: _data_uri(png) for p, png in rocs.items()},
-        figures={title: _data_uri(png) for title, png in figures.items()},
+        plots=plots,
+        paper_keys={p["key"] for p in papers},
         runs=runs,
         deviations=deviations(config),
+        provenance={
+            "git": provenance.git_state(),
+            "config_digest": digest(config),
+            "packages": provenance.package_versions(),
+            "machine": provenance.machine(),
+            "devices": sorted({str(r.get("device")) for r in runs}),
+            "wall_times": provenance.wall_times(benchmarks) if benchmarks is not None else None,
+        },
         config_text=json.dumps(config, indent=1, sort_keys=True),
     )
     with atomic_path(dest) as tmp:

@@ -4,8 +4,9 @@
 scale, whether higher is better) and its rows (a label, the reported values, and the run that
 reproduces them). A row or a column may name the run, the protocol or the scorer; the row's
 choice wins, so a table can vary the run (one row per model), the protocol (one row per test
-condition) or the scorer. A column's value key may contain ``{layer}``, filled in from the row's
-``layer`` (one row per feature layer of a net).
+condition) or the scorer. A column's value key may contain ``{key}`` fields filled in from the
+row's keys: ``{layer}`` (one row per feature layer of a net), ``{attribute}`` (one row per
+attribute).
 
 A claim is checked on the reproduced values of one column:
 
@@ -129,7 +130,7 @@ def paper_tables(metrics: dict[tuple[str, str], dict],
                                      f"{len(columns)} columns")
                 overrides = {k: row[k] for k in ("run", "protocol", "scorer") if k in row}
                 cells = [_cell({**column, **overrides,
-                                "value": column["value"].format(layer=row.get("layer"))},
+                                "value": column["value"].format_map(row)},
                                value, metrics)
                          for column, value in zip(columns, reported, strict=True)]
                 rows.append({"label": row["label"], "cells": cells})

@@ -40,12 +40,18 @@ def leased_device(device: str, gpus: int = 1) -> Iterator[torch.device]:
         yield resolve_device("cuda")
 
 
+DEVICE_ARG = 6      # where ``device`` sits among train()'s arguments
+
+
 def run_job(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Path,
-            info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto") -> None:
+            info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto",
+            dataset_root: str | Path | None = None, init_path: str | Path | None = None
+            ) -> None:
     args = [run_name, run, str(shard_dir), str(model_path), str(info_path),
-            str(checkpoint_dir), device]
+            str(checkpoint_dir), device, dataset_root and str(dataset_root),
+            init_path and str(init_path)]
     with leased_device(device, run["gpus"]) as dev:
-        args[-1] = dev.type          # resolved once, under the lease
+        args[DEVICE_ARG] = dev.type          # resolved once, under the lease
         if dev.type == "cuda" and run["gpus"] > 1:
             torchrun(run["gpus"], args)
         else:
@@ -66,7 +72,7 @@ def torchrun(workers: int, args: list) -> None:
 
 def main(args_file: str) -> None:
     args = json.loads(Path(args_file).read_text())
-    cuda = resolve_device(args[-1]).type == "cuda"
+    cuda = resolve_device(args[DEVICE_ARG]).type == "cuda"
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     torch.distributed.init_process_group("nccl" if cuda else "gloo")

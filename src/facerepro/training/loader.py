@@ -44,6 +44,8 @@ class BatchLoader:
 
     With ``world > 1`` (DDP) every rank draws the same global batch and keeps the contiguous
     ``rank``-th slice, so pairs and P x K groups stay whole when the slice size allows it.
+    ``prefetch=0`` draws each batch when it is asked for, on the caller's thread: for samplers
+    that depend on what the last step did (CLMLE's loss cache).
     """
 
     def __init__(self, images: np.ndarray, positions: np.ndarray, labels: np.ndarray,
@@ -53,6 +55,7 @@ class BatchLoader:
         self.sampler, self.start, self.end = sampler, start, end
         self.flip, self.seed, self.rank, self.world = flip, seed, rank, world
         self.wait_s = 0.0
+        self.prefetch = prefetch
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, daemon=True)
@@ -91,6 +94,13 @@ class BatchLoader:
             self._queue.put(exc)
 
     def __iter__(self) -> Iterator[Batch]:
+        if self.prefetch == 0:
+            for step in range(self.start, self.end):
+                waited = time.perf_counter()
+                batch = self._assemble(step)
+                self.wait_s += time.perf_counter() - waited
+                yield batch
+            return
         self._thread.start()
         try:
             for _ in range(self.start, self.end):

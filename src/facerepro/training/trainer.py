@@ -34,9 +34,11 @@ from facerepro.align.shards import IMAGES, INDEX, read_shard
 from facerepro.atomic import write_json
 from facerepro.config import FITTED_METHODS, digest
 from facerepro.data.download import sha256_of
-from facerepro.data.protocols import HOLDOUT
+from facerepro.data.imbalance import TRAIN, power_law_split
+from facerepro.data.protocols import HOLDOUT, attributes_of
 from facerepro.losses.ident_verif import LayerwiseIdentVerifLoss
 from facerepro.training import checkpoint, samplers
+from facerepro.training.clustering import ClusterBatches, embed
 from facerepro.training.loader import BatchLoader
 
 if TYPE_CHECKING:
@@ -76,11 +78,40 @@ def git_commit() -> str:
         return "unknown"
 
 
-def training_rows(index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Shard positions of split ``train`` and their contiguous integer labels."""
+def training_rows(run: dict, index: pd.DataFrame, dataset_root: str | Path | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Shard positions of split ``train`` and their labels: contiguous integer identities (n,),
+    or the 0/1 attributes (n, A) of ``labels: attributes``, read from the dataset's attribute
+    file under ``dataset_root``. ``imbalance`` keeps the power-law subsample's training faces.
+    """
     train = index[index["split"] == "train"]
+    if "imbalance" in run:
+        split = power_law_split(train["image_id"].to_numpy(), train["identity"].to_numpy(),
+                                **run["imbalance"])
+        train = train[train["image_id"].isin(split.loc[split["role"] == TRAIN, "image_id"])]
+    if run["labels"] == "attributes":
+        if dataset_root is None:
+            raise ValueError("labels: attributes needs the extracted dataset's attribute file")
+        path = Path(dataset_root) / run["attributes_file"]
+        table, listed = attributes_of(train["image_id"].to_numpy(), path)
+        if not listed.all():
+            missing = train["image_id"].to_numpy()[~listed]
+            raise ValueError(f"{path} has no attributes for {len(missing)} training faces, "
+                             f"e.g. {missing[0]}; is it this dataset's attribute file?")
+        return train.index.to_numpy(), table.to_numpy(np.int64)
     labels, _ = train["identity"].factorize(sort=True)
     return train.index.to_numpy(), labels.astype(np.int64)
+
+
+def initialise(model: nn.Module, init_path: str | Path) -> None:
+    """Start from another run's weights (``init_from``); the nets must match exactly."""
+    source = models.load(init_path)
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError as exc:
+        raise ValueError(f"{init_path} holds another net than this run's: init_from must name "
+                         f"a run with the same net, net_options, template and embedding_dim"
+                         ) from exc
 
 
 class Objective(nn.Module):
@@ -114,17 +145,25 @@ def build_schedule(run: dict, optimizer: torch.optim.Optimizer
 
 
 def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Path,
-          info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto") -> dict:
-    """Train one run; returns what is written to ``model.json`` (rank 0 writes the files)."""
+          info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto",
+          dataset_root: str | Path | None = None, init_path: str | Path | None = None) -> dict:
+    """Train one run; returns what is written to ``model.json`` (rank 0 writes the files).
+
+    ``dataset_root``: the extracted training set (its attribute file, for ``labels:
+    attributes``); ``init_path``: the model of the run named by ``init_from``.
+    """
     started = time.time()
     rank, world = _world()
     dev = resolve_device(device)
     torch.manual_seed(run["seed"])
     images, index = read_shard(shard_dir)
-    positions, labels = training_rows(index)
+    positions, labels = training_rows(run, index, dataset_root)
     input_size = images.shape[1:3]
     model = models.build(run["net"], input_size, run["embedding_dim"],
-                         **run["net_options"]).to(dev)
+                         **run["net_options"])
+    if init_path is not None:
+        initialise(model, init_path)
+    model.to(dev)
 
     if run["method"] in FITTED_METHODS:
         fit_rows = np.random.default_rng(run["seed"]).permutation(positions)[:run["pca_images"]]
@@ -133,12 +172,14 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
     else:
         settings = {k: v for k, v in run.items() if k not in resumable_keys(run)}
         fingerprint = digest([settings, sha256_of(Path(shard_dir) / IMAGES),
-                              sha256_of(Path(shard_dir) / INDEX)])
+                              sha256_of(Path(shard_dir) / INDEX),
+                              init_path and sha256_of(init_path)])
         stats = _fit(run, model, images, positions, labels, dev, Path(checkpoint_dir),
                      fingerprint, (images, index[index["split"] == HOLDOUT]))
     info = {"run": run_name, "config_digest": digest(run), "config": run,
             "commit": git_commit(), **stats, "train_images": len(positions),
-            "classes": int(labels.max()) + 1, "device": str(dev),
+            "classes": int(labels.max()) + 1 if labels.ndim == 1 else labels.shape[1],
+            "init_from": run.get("init_from"), "device": str(dev),
             "world_size": world, "wall_time_s": round(time.time() - started, 1)}
     if rank == 0:
         models.save(model.cpu(), run["net"], input_size, model_path, run["net_options"])
@@ -176,19 +217,25 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     matches, so new data or a changed config never continues an old run.
     """
     rank, world = _world()
-    loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1,
-                           run["loss_options"], getattr(model, "supervised_layers", 1)).to(dev)
+    loss_fn = losses.build(run["method"], run["embedding_dim"], labels, run["loss_options"],
+                           getattr(model, "supervised_layers", 1)).to(dev)
     objective = Objective(model, loss_fn)
     optimizer = build_optimizer(run, list(objective.parameters()))
     schedule = build_schedule(run, optimizer)
-    sampler = samplers.build(run["sampler"], labels, run["batch_size"], run["seed"],
-                             **run["sampler_options"])
+    clusters = None
+    if run["sampler"] == "cluster":
+        sampler = clusters = ClusterBatches(labels, run["batch_size"], run["seed"],
+                                            run["clustering"]["size"], **run["sampler_options"])
+        labels = clusters.targets       # (class, cluster) per task, updated at re-clustering
+    else:
+        sampler = samplers.build(run["sampler"], labels, run["batch_size"], run["seed"],
+                                 **run["sampler_options"])
     if world > 1:
         _check_share(run, world)
     step = 0
     window: list[float] = []
     state = checkpoint.load(checkpoint_dir)
-    if state is not None and state["fingerprint"] != fingerprint:
+    if state is not None and state.get("fingerprint") != fingerprint:
         log.warning("checkpoint in %s was made for other data or settings; starting afresh",
                     checkpoint_dir)
         state = None
@@ -207,6 +254,8 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     elif rank == 0:
         # a fresh run must not append to the series of the run it replaces
         shutil.rmtree(checkpoint_dir.parent / LIVE_DIR, ignore_errors=True)
+    if clusters is not None and state is None:
+        clusters.recluster(embed(model, images, positions, dev), 0)
 
     if run["channels_last"]:
         model.to(memory_format=torch.channels_last)
@@ -220,8 +269,11 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
            if run["amp"] and dev.type == "cuda" else nullcontext())
 
     live = _live(checkpoint_dir, run) if rank == 0 else None
+    # Cluster batches depend on the losses of the batch before (the query cluster) and on the
+    # latest clustering, so they are drawn in step, not ahead on the loader's thread.
     loader = BatchLoader(images, positions, labels, sampler, step, run["iterations"],
-                         run["flip"], run["seed"], rank, world)
+                         run["flip"], run["seed"], rank, world,
+                         prefetch=0 if clusters is not None else 2)
     final_loss: float | None = None
     window_start, window_images, compute_s = time.perf_counter(), 0, 0.0
     objective.train()
@@ -245,9 +297,16 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
         if run["schedule"] == "step":
             schedule.step()
         window.append(loss.item())
+        step = batch.step + 1
+        if clusters is not None:
+            clusters.record(loss_fn.cluster_losses)
+            # Also at the last step: a run extended later resumes from this clustering.
+            if step % run["clustering"]["every"] == 0:
+                clusters.recluster(embed(model, images, positions, dev),
+                                   step // run["clustering"]["every"])
+                log.info("step %d re-clustered on the latest features", step)
         compute_s += time.perf_counter() - tick
         window_images += len(batch.y) * world
-        step = batch.step + 1
         full_window = step % run["log_every"] == 0
         if full_window or step == run["iterations"]:
             final_loss = _mean_over_ranks(window, dev, world)
@@ -272,7 +331,9 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
         if rank == 0 and (step % run["checkpoint_every"] == 0 or step == run["iterations"]):
             checkpoint.save(checkpoint_dir, {
                 "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "sampler": batch.sampler_state,
+                "schedule": schedule.state_dict(),
+                # A cluster sampler also holds this step's losses and any new clustering.
+                "sampler": sampler.state_dict() if clusters is not None else batch.sampler_state,
                 "rng": _rng_state(dev), "step": step, "window": list(window),
                 "fingerprint": fingerprint})
     if live is not None:
@@ -285,6 +346,9 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
 def _check_share(run: dict, world: int) -> None:
     """Each rank trains on a contiguous slice of the global batch: keep pairs and P x K groups
     whole."""
+    if run["sampler"] == "cluster":
+        raise ValueError("CLMLE's loss compares every cluster of a batch with every other, so "
+                         "its batch is not split over GPUs: set gpus: 1 for this run")
     share, remainder = divmod(run["batch_size"], world)
     group = {"pair": 2, "identity": run["sampler_options"].get("images_per_identity", 1)}
     unit = group.get(run["sampler"], 1)

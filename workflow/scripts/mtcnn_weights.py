@@ -1,0 +1,7 @@
+from pathlib import Path
+
+from facerepro.align import mtcnn_weights
+from facerepro.runlog import to_file
+
+to_file(snakemake.log[0])
+mtcnn_weights.fetch(Path(snakemake.output[0]).parent)
