@@ -6,7 +6,6 @@ temporary remote, the metrics committed to git. A fresh clone (no outputs, no DV
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,84 +14,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_repo import dvc, dvc_json, git, run, snakemake
 
 from facerepro import dvc_plots
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SNAKEMAKE_PROFILE", "FACEREPRO_PROFILE") and not k.startswith("DVC_")}
-    # stage commands call `snakemake` from PATH: this interpreter's
-    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", DVC_NO_ANALYTICS="1")
-    return env
-
-
-def _run(cwd: Path, *cmd: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    out = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True,
-                         timeout=timeout)
-    assert out.returncode == 0, f"{' '.join(cmd)}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
-    return out
-
-
-def run(cwd: Path, *cmd: str, timeout: float = 600) -> str:
-    """The command's output, stdout then stderr; the command must succeed."""
-    out = _run(cwd, *cmd, timeout=timeout)
-    return out.stdout + out.stderr
-
-
-def dvc(cwd: Path, *args: str, timeout: float = 600) -> str:
-    return run(cwd, sys.executable, "-m", "dvc", *args, timeout=timeout)
-
-
-def dvc_json(cwd: Path, *args: str) -> dict | list:
-    return json.loads(_run(cwd, sys.executable, "-m", "dvc", *args, "--json").stdout)
-
-
-def snakemake(cwd: Path, *args: str) -> str:
-    return run(cwd, sys.executable, "-m", "snakemake", *args, "--configfile",
-               "config/config.yaml")
-
-
-def git(cwd: Path, *args: str) -> str:
-    return run(cwd, "git", "-c", "user.name=FaceRepro test", "-c",
-               "user.email=test@facerepro.invalid", *args)
+@pytest.fixture(scope="module")
+def repo(workflow_repo) -> Path:
+    return workflow_repo
 
 
 @pytest.fixture(scope="module")
-def remote(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("dvc_remote")
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, remote) -> Path:
-    """The repository's files as git sees them (tracked and new, not ignored; no results),
-    config/test.yaml as the config, after `dvc repro`, a commit and `dvc push`."""
-    repo = tmp_path_factory.mktemp("dvc_repo")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=True)
-    for name in listed.stdout.decode().split("\0"):
-        src = ROOT / name
-        if name and src.is_file() and not name.startswith("results/"):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / name)
-    shutil.copy(ROOT / "config/test.yaml", repo / "config/config.yaml")
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "code")
-    dvc(repo, "repro", timeout=3600)
-    # what a user commits after `dvc repro`: the lock file and the metrics (cache: false)
-    git(repo, "add", "dvc.lock", "results/metrics")
-    left = [line for line in git(repo, "status", "--porcelain").splitlines()
-            if not line.startswith("A ")]
-    assert not left, f"dvc repro left files git sees: {left}"
-    git(repo, "commit", "-qm", "results")
-    dvc(repo, "remote", "modify", "--local", "local", "url", str(remote))
-    dvc(repo, "push")
-    return repo
+def remote(workflow_remote) -> Path:
+    return workflow_remote
 
 
 @pytest.fixture(scope="module")
@@ -115,11 +51,11 @@ def clone(repo, remote, tmp_path_factory) -> Path:
 def test_repro_runs_one_stage_per_run_and_records_the_outputs(repo):
     runs = yaml.safe_load((repo / "config/config.yaml").read_text())["runs"]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert set(lock) == {"data", "evaluate", "report"} | {f"train@{run}" for run in runs}
-    for run in runs:
-        outs = {o["path"] for o in lock[f"train@{run}"]["outs"]}
-        assert outs == {f"results/models/{run}"}
-        assert lock[f"train@{run}"]["params"]["config/config.yaml"]["runs"][run] == runs[run]
+    assert set(lock) == {"data", "evaluate", "report"} | {f"train@{name}" for name in runs}
+    for name in runs:
+        outs = {o["path"] for o in lock[f"train@{name}"]["outs"]}
+        assert outs == {f"results/models/{name}"}
+        assert lock[f"train@{name}"]["params"]["config/config.yaml"]["runs"][name] == runs[name]
     assert "Data and pipelines are up to date." in dvc(repo, "status")
 
 

@@ -1,10 +1,8 @@
-"""The whole workflow on config/test.yaml in a temporary copy of the repository."""
+"""The whole workflow on config/test.yaml, run once for the suite under DVC (tests/conftest.py)."""
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +13,6 @@ from facerepro.config import evaluations, load
 from facerepro.evaluation.metrics import read as read_metrics
 from facerepro.report.tables import PAPERS
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _snakemake(workdir, *args):
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
@@ -25,14 +21,9 @@ def _snakemake(workdir, *args):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    for item in ("Snakefile", "rules", "workflow", "config"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-    out = _snakemake(work)
-    assert out.returncode == 0, out.stderr[-5000:]
-    return work
+def workdir(workflow_repo):
+    """The whole test workflow, run once for the suite by `dvc repro` (tests/conftest.py)."""
+    return workflow_repo
 
 
 @pytest.mark.e2e
