@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facerepro.align.aligner import _read_rgb
+from facerepro.align.images import read_rgb
 from facerepro.data.clean import (
     build_manifest,
     identity_names,
@@ -190,11 +190,11 @@ def test_bad_images_are_quarantined_or_converted_and_counts_balance(tmp_path):
     assert m.loc["lfw/C/C_0004", ["height", "width", "identity"]].tolist() == [64, 64, "C"]
     # the aligner's reader turns every kept colour mode into 8-bit RGB
     for image_id in ("lfw/C/C_0001", "lfw/C/C_0002", "lfw/C/C_0003"):
-        image = _read_rgb(root / m.loc[image_id, "path"])
+        image = read_rgb(root / m.loc[image_id, "path"])
         assert image.shape == (64, 64, 3) and image.dtype == np.uint8
-    cmyk = _read_rgb(root / "lfw/C/C_0002.jpg").astype(int)
+    cmyk = read_rgb(root / "lfw/C/C_0002.jpg").astype(int)
     assert np.abs(cmyk - rgb).mean() < 12          # JPEG loss only, not inverted channels
-    gray = _read_rgb(root / "lfw/C/C_0001.jpg")
+    gray = read_rgb(root / "lfw/C/C_0001.jpg")
     assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
 
 
