@@ -132,7 +132,7 @@ def train_rate(net: str, size: tuple[int, int], steps: int) -> float:
     """Images/s of training steps (forward, backward, SGD) on random batches."""
     torch.manual_seed(0)
     model = models.build(net, size, 512)
-    loss_fn = losses.build("softmax", 512, 100)
+    loss_fn = losses.build("softmax", 512, np.arange(100))     # 100 classes
     optimizer = torch.optim.SGD([*model.parameters(), *loss_fn.parameters()], lr=0.01,
                                 momentum=0.9)
     x = torch.randn(BATCH, 3, *size)

@@ -122,10 +122,10 @@ def run_trainer(run: dict, shard: Path, work: Path, warmup: int) -> dict:
 def run_bare(run: dict, shard: Path, warmup: int) -> dict:
     """The plain loop on the trainer's model, loss, optimizer settings and data."""
     images, index = read_shard(shard)
-    positions, labels = trainer.training_rows(index)
+    positions, labels = trainer.training_rows(run, index)
     torch.manual_seed(run["seed"])
     model = models.build(run["net"], images.shape[1:3], run["embedding_dim"])
-    loss_fn = losses.build(run["method"], run["embedding_dim"], int(labels.max()) + 1)
+    loss_fn = losses.build(run["method"], run["embedding_dim"], labels)
     params = [*model.parameters(), *loss_fn.parameters()]
     optimizer = torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
                                 weight_decay=run["weight_decay"])
