@@ -179,6 +179,17 @@ def hold_out_identities(manifest: pd.DataFrame, identities: int, seed: int,
     return out
 
 
+def _file_keys(names: pd.Series) -> list[str]:
+    """A CelebA-format file's image names without their suffix (``Name/Name_0001``)."""
+    return [str(Path(name).with_suffix("")) for name in names]
+
+
+def _within_folder(image_ids: np.ndarray) -> np.ndarray:
+    """Image ids without their image folder (``lfw/Name/Name_0001`` -> ``Name/Name_0001``):
+    the names the dataset's own files use."""
+    return np.array([i.partition("/")[2] for i in np.asarray(image_ids).astype(str)])
+
+
 def attributes_of(image_ids: np.ndarray, path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     """(attributes of the images the file lists, in order; which of ``image_ids`` those are).
 
@@ -186,8 +197,8 @@ def attributes_of(image_ids: np.ndarray, path: str | Path) -> tuple[pd.DataFrame
     within it (``Name/Name_0001.jpg``).
     """
     table = read_celeba_attributes(path)
-    table.index = [str(Path(name).with_suffix("")) for name in table.pop("image")]
-    within = np.array([i.partition("/")[2] for i in image_ids.astype(str)])
+    table.index = _file_keys(table.pop("image"))
+    within = _within_folder(image_ids)
     rows = np.isin(within, table.index)
     if not rows.any():
         raise ValueError(f"{path} lists none of the {len(image_ids)} images, e.g. "
@@ -199,9 +210,8 @@ def splits_of(image_ids: np.ndarray, path: str | Path) -> np.ndarray:
     """The CelebA partition (train / val / test) of each image id, from the dataset's
     ``list_eval_partition.txt``; ids are matched to file names as :func:`attributes_of` does."""
     table = read_celeba_partition(path)
-    split = dict(zip((str(Path(n).with_suffix("")) for n in table["image"]), table["split"],
-                     strict=True))
-    within = [i.partition("/")[2] for i in np.asarray(image_ids).astype(str)]
+    split = dict(zip(_file_keys(table["image"]), table["split"], strict=True))
+    within = _within_folder(image_ids)
     missing = [i for i in within if i not in split]
     if missing:
         raise ValueError(f"{path} gives no partition for {len(missing)} images, e.g. "
