@@ -1,7 +1,7 @@
 """DVC over the workflow (dvc.yaml), in a git copy of the repository on config/test.yaml.
 
 `dvc repro` runs the whole test workflow once; its data, models and features are pushed to a
-temporary remote, the metrics committed to git. A fresh clone (no outputs, no DVC cache, no
+temporary remote, dvc.lock committed to git. A fresh clone (no outputs, no DVC cache, no
 .snakemake) pulls them back, and after the touch of `make pull` Snakemake has nothing to do.
 """
 
@@ -80,6 +80,10 @@ def test_a_fresh_clone_after_pull_runs_nothing(repo, clone):
     config = (clone / ".dvc/config").read_text()
     assert re.search(r"remote = local", config) and "check_update = false" in config
     assert git(clone, "check-ignore", ".dvc/remote/x").strip() == ".dvc/remote/x"
+    # generated results, metrics included, come from DVC and never from git
+    assert not git(clone, "ls-files", "results").strip()
+    metrics = "results/metrics/softmax/lfw_verification.json"
+    assert git(clone, "check-ignore", metrics).strip() == metrics
 
 
 @pytest.mark.e2e
@@ -88,7 +92,7 @@ def test_experiment_with_a_changed_parameter(clone):
               "config/config.yaml:protocols.lfw_selectiveness.identities=4")
     ran = set(re.findall(r"Running stage '([^']+)'", out))
     assert ran == {"evaluate", "report"}, out[-3000:]   # the data and the models are kept
-    # the experiment keeps its parameter and the metrics it gave (git-tracked, cache: false)
+    # the experiment keeps its parameter and the metrics it gave (read back from the DVC cache)
     [experiment] = [exp for rev in dvc_json(clone, "exp", "show")
                     for group in rev.get("experiments") or [] for exp in group["revs"]]
     data = experiment["data"]

@@ -1,5 +1,5 @@
 """The test workflow as a user runs it under DVC: a git copy of the repository with
-config/test.yaml as its config, after `dvc repro`, a commit of the lock file and metrics, and
+config/test.yaml as its config, after `dvc repro`, a commit of the lock file, and
 `dvc push` to a temporary remote. Built once per test session (tests/conftest.py): the end-to-end
 tests read its outputs, the DVC tests pull them into a fresh clone.
 """
@@ -69,8 +69,8 @@ def build_repo(repo: Path, remote: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "code")
     dvc(repo, "repro", timeout=3600)
-    # what a user commits after `dvc repro`: the lock file and the metrics (cache: false)
-    git(repo, "add", "dvc.lock", "results/metrics")
+    # what a user commits after `dvc repro`: the lock file; every output is DVC's
+    git(repo, "add", "dvc.lock")
     left = [line for line in git(repo, "status", "--porcelain").splitlines()
             if not line.startswith("A ")]
     assert not left, f"dvc repro left files git sees: {left}"
