@@ -135,6 +135,19 @@ def test_a_row_can_name_the_protocol_of_a_column_that_names_the_run():
     assert paper["tables"][0]["claims"][0]["status"] == HELD
 
 
+def test_a_row_names_the_run_behind_each_column_once():
+    # CLMLE Table 5 per attribute: each column its own run; the row names them all
+    columns = [{**ACC, "run": "clmle", "protocol": "knc"},
+               {**ACC, "run": "cost", "protocol": "svm"},
+               {**ACC, "run": "clmle", "protocol": "knc"}]
+    reference = {"key": "clmle", "paper": "CLMLE", "title": "t", "tables": [{
+        "id": "t5", "title": "t", "columns": columns,
+        "rows": [{"label": "Bald"}, {"label": "kNN", "protocol": "knn"}]}]}
+    [paper] = paper_tables({}, [reference])
+    assert [r["sources"] for r in paper["tables"][0]["rows"]] == \
+        ["clmle, cost", "clmle / knn, cost / knn"]
+
+
 def test_reported_values_must_match_the_columns():
     reference = {"key": "x", "paper": "X", "title": "t", "tables": [{
         "id": "t", "title": "t", "columns": [ACC], "rows": [{"label": "a", "reported": [1, 2]}]}]}

@@ -61,6 +61,19 @@ def _cell(spec: dict, reported: float | None, metrics: dict[tuple[str, str], dic
             "run": spec.get("run"), "protocol": spec.get("protocol")}
 
 
+def _sources(cells: list[dict], columns: list[dict]) -> str:
+    """The runs a row's values come from, once each in column order; a protocol is named
+    where it is not the column's."""
+    names = []
+    for cell, column in zip(cells, columns, strict=True):
+        name = cell["run"]
+        if cell["protocol"] and cell["protocol"] != column.get("protocol"):
+            name = f"{name} / {cell['protocol']}"
+        if name and name not in names:
+            names.append(name)
+    return ", ".join(names)
+
+
 def _better(a: float, b: float, column: dict) -> bool:
     return a < b if column.get("better", "higher") == "lower" else a > b
 
@@ -133,7 +146,8 @@ def paper_tables(metrics: dict[tuple[str, str], dict],
                                 "value": column["value"].format_map(row)},
                                value, metrics)
                          for column, value in zip(columns, reported, strict=True)]
-                rows.append({"label": row["label"], "cells": cells})
+                rows.append({"label": row["label"], "cells": cells,
+                             "sources": _sources(cells, columns)})
             claims = [check_claim(c, columns, rows) for c in table.get("claims", [])]
             tables.append({**table, "rows": rows, "claims": claims})
         papers.append({"key": paper["key"], "paper": paper["paper"], "title": paper["title"],
