@@ -232,6 +232,10 @@ def test_report_deviations_compare_with_each_methods_paper_values():
     assert "optimizer" not in lines          # adagrad is FaceNet's own choice
     assert "loss_options" not in lines       # every loss of the default keeps its paper values
     assert "alpha" not in lines              # no paper value to deviate from
+    # CLMLE's paper lr is 0.1 for faces, 0.001 for the attribute nets
+    [clmle, attributes] = [line for line in lines.splitlines()
+                           if line.startswith(("clmle:", "clmle_attributes:"))]
+    assert "lr = 0.005 (paper: 0.1)" in clmle and "lr = 0.05 (paper: 0.001)" in attributes
     # an ablation that switches a paper setting off (DeepID2+ Fig. 3, config/extended.yaml)
     config["runs"]["deepid2plus"]["loss_options"]["layerwise"] = False
     [line] = [line for line in deviations(config) if "loss_options" in line]
