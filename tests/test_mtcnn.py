@@ -15,7 +15,7 @@ from facerepro import paths
 from facerepro.align import mtcnn, mtcnn_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-LFW = ROOT.parent / "shared/data/lfw/images"       # two real LFW photos beside the checkout
+LFW = Path(__file__).parent / "data" / "lfw" / "images"   # two real photos, tests/data/README.md
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from facerepro.data.protocols import (
     read_ytf_splits,
 )
 
-REAL_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw" / "pairs.txt"
+REAL_PAIRS = Path(__file__).parent / "data" / "lfw" / "pairs.txt"
 
 
 def test_real_lfw_pairs_parse():

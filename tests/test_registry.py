@@ -9,7 +9,7 @@ from facerepro.data import registry
 from facerepro.data.download import ManualPlacementError, digests, fetch
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_PAIRS = ROOT.parent / "shared" / "data" / "lfw" / "pairs.txt"
+REAL_PAIRS = Path(__file__).parent / "data" / "lfw" / "pairs.txt"
 REAL_KINDS = ["lfw", "celeba", "casia_webface", "ytf", "megaface", "cifar100"]
 
 
