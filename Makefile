@@ -6,7 +6,7 @@ CONFIG ?= config/config.yaml
 # DVC sends no usage reports (.dvc/config says so too, for `dvc` run outside make).
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test lint clean-results chromium pull plots
+.PHONY: run unlock test lint clean-results chromium pull plots
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -16,8 +16,16 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# A run killed mid-way leaves Snakemake's locks: the guard removes them when no Snakemake process
+# works here (facerepro.workflow_lock). Outputs such a run left half-written are made again.
 run: $(STAMP)
-	$(BIN)/snakemake --workflow-profile profiles/default --configfile $(CONFIG)
+	$(BIN)/python -m facerepro.workflow_lock --configfile $(CONFIG)
+	$(BIN)/snakemake --workflow-profile profiles/default --configfile $(CONFIG) --rerun-incomplete
+
+# Unconditional, for where the guard cannot look at processes (no /proc, as on macOS): only when
+# no Snakemake run is alive in this directory.
+unlock: $(STAMP)
+	$(BIN)/snakemake --unlock --configfile $(CONFIG)
 
 # The report's browser test needs Debian's chromium. Installed when apt can (root, or sudo
 # without a password); otherwise the test skips and says how to install it.

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _env() -> dict:
+def command_env() -> dict:
+    """The environment commands run in: no profile or DVC setting of the caller's."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("SNAKEMAKE_PROFILE", "FACEREPRO_PROFILE") and not k.startswith("DVC_")}
     # stage commands call `snakemake` from PATH: this interpreter's
@@ -24,7 +25,7 @@ def _env() -> dict:
 
 
 def _run(cwd: Path, *cmd: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    out = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True,
+    out = subprocess.run(cmd, cwd=cwd, env=command_env(), capture_output=True, text=True,
                          timeout=timeout)
     assert out.returncode == 0, f"{' '.join(cmd)}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
     return out
@@ -54,9 +55,9 @@ def git(cwd: Path, *args: str) -> str:
                "user.email=test@facerepro.invalid", *args)
 
 
-def build_repo(repo: Path, remote: Path) -> Path:
+def copy_repo(repo: Path) -> Path:
     """The repository's files as git sees them (tracked and new, not ignored; no results) in
-    ``repo``, config/test.yaml as the config, after `dvc repro`, a commit and `dvc push`."""
+    ``repo``, a git repository of one commit with config/test.yaml as the config."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
                              "--exclude-standard"], cwd=ROOT, capture_output=True, check=True)
     for name in listed.stdout.decode().split("\0"):
@@ -68,6 +69,12 @@ def build_repo(repo: Path, remote: Path) -> Path:
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "code")
+    return repo
+
+
+def build_repo(repo: Path, remote: Path) -> Path:
+    """``copy_repo`` after `dvc repro`, a commit and `dvc push`."""
+    copy_repo(repo)
     dvc(repo, "repro", timeout=3600)
     # what a user commits after `dvc repro`: the lock file; every output is DVC's
     git(repo, "add", "dvc.lock")
