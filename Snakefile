@@ -1,5 +1,5 @@
 # FaceRepro: dataset -> alignment -> training -> features -> evaluation -> report.
-# All logic lives in the facerepro package; rules only wire artifacts (see DESIGN.md).
+# All logic lives in the facerepro package; rules only wire artifacts (see docs/DESIGN.md).
 from facerepro import paths
 from facerepro.config import validate
 

@@ -34,7 +34,7 @@ def test_exact_em_recovers_the_covariances_and_beats_the_paper_update():
     x, y, s_mu, s_eps = draw(0)
     exact = JointBayesian().fit(x, y)
     paper = JointBayesian(update="posterior_mean").fit(x, y)
-    # PAPERS.md: exact EM ~12% / 5%, the posterior-mean update ~18% / 14% on such data
+    # docs/papers.md: exact EM ~12% / 5%, the posterior-mean update ~18% / 14% on such data
     assert rel(exact.s_mu_, s_mu) < 0.2 and rel(exact.s_eps_, s_eps) < 0.1
     assert rel(exact.s_eps_, s_eps) < rel(paper.s_eps_, s_eps)
     # the posterior-mean update is biased low: its within-class variance is smaller

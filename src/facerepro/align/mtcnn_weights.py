@@ -2,8 +2,8 @@
 
 The wheel is fetched with ``pip download --no-deps`` and only unpacked, never installed: its
 three ``facenet_pytorch/data/{pnet,rnet,onet}.pt`` members are copied out. Every byte is checked
-against the sha256 pinned here (the wheel's is PyPI's published digest, as in DESIGN.md; the
-members' were measured from that wheel and match DESIGN.md's prefixes), each file is written
+against the sha256 pinned here (the wheel's is PyPI's published digest, as in docs/DESIGN.md; the
+members' were measured from that wheel and match docs/DESIGN.md's prefixes), each file is written
 atomically, and loading checks the hash again, so a truncated or foreign file is an error
 rather than a silently different detector. The state dicts were converted by facenet-pytorch
 from the authors' Caffe models (Zhang et al. 2016) and hold plain tensors, so they load with

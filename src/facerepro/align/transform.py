@@ -9,7 +9,7 @@ Landmark order everywhere: left eye, right eye, nose, left mouth corner, right m
 
 Templates (names as in the config):
 
-- ``sphere_112x96`` / ``sphere_112x112``: SphereFace's five points (DESIGN.md), similarity fit.
+- ``sphere_112x96`` / ``sphere_112x112``: SphereFace's five points (docs/DESIGN.md), similarity fit.
 - ``center_112x96``: one fixed crop for the whole dataset, placed from its mean landmarks.
 - ``box_112x96``: scale and shift fitted to the landmarks, no rotation (a tight face box).
 - ``facenet_160``: FaceNet's crop, no landmarks: the detector's box, made square about its

@@ -108,7 +108,7 @@ LFW = SourceSpec(
         "lfw.tgz": FileSpec(
             "lfw.tgz", _FIGSHARE + "5976018",
             sha256="055f7d9c632d7370e6fb4afc7468d40f970c34a80d4c6f50ffec63f5a8d536c0",
-            size=180_566_744, note=_SKLEARN + "; size as in DESIGN.md"),
+            size=180_566_744, note=_SKLEARN + "; size as in docs/DESIGN.md"),
         "lfw-funneled.tgz": FileSpec(
             "lfw-funneled.tgz", _FIGSHARE + "5976015",
             sha256="b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a",
@@ -117,7 +117,7 @@ LFW = SourceSpec(
             "pairs.txt", _FIGSHARE + "5976006",
             sha256="ea42330c62c92989f9d7c03237ed5d591365e89b3e649747777b70e692dc1592",
             size=155_335,
-            note=_SKLEARN + "; the same hash as the copy in PAPERS.md, whose size is given"),
+            note=_SKLEARN + "; the same hash as tests/data/lfw/pairs.txt, whose size is given"),
         "pairsDevTrain.txt": FileSpec(
             "pairsDevTrain.txt", _FIGSHARE + "5976012",
             sha256="1d454dada7dfeca0e7eab6f65dc4e97a6312d44cf142207be28d688be92aabfa",

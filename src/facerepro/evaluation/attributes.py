@@ -1,7 +1,7 @@
 """Binary face-attribute prediction scores: balanced accuracy and imbalance level.
 
 After Huang, Li, Loy, Tang, "Deep Imbalanced Learning for Face Recognition and Attribute
-Prediction" (TPAMI 2019; CLMLE in PAPERS.md), on CelebA's 40 attributes. Per attribute, with
+Prediction" (TPAMI 2019; CLMLE in docs/papers.md), on CelebA's 40 attributes. Per attribute, with
 ``Np`` / ``Nn`` the positive / negative test faces and ``tp`` / ``tn`` those predicted right,
 
     balanced accuracy = 0.5 (tp / Np + tn / Nn),

@@ -19,7 +19,7 @@ default) adds the posterior covariance to both M-step updates,
 
 with ``xbar_i = s_i / m_i`` and ``S_w = sum_ij (x_ij - xbar_i)(x_ij - xbar_i)'`` the
 within-class scatter, which does not change across iterations. ``update="posterior_mean"``
-drops the P_i terms, as the paper and most public code do; that is biased low (PAPERS.md,
+drops the P_i terms, as the paper and most public code do; that is biased low (docs/papers.md,
 "Joint Bayesian").
 
 Numerics. The E-step uses ``S_mu + rho I`` and ``S_eps + rho I`` (rho = ``ridge``) and needs no

@@ -1,7 +1,7 @@
 """k-nearest-cluster classification (Eq. 10 of CLMLE) and the instance-kNN baseline.
 
 After Huang, Li, Loy, Tang, "Deep Imbalanced Learning for Face Recognition and Attribute
-Prediction" (TPAMI 2019; CLMLE in PAPERS.md), section 4. Features are L2-normalised; every
+Prediction" (TPAMI 2019; CLMLE in docs/papers.md), section 4. Features are L2-normalised; every
 class is split by spherical k-means into clusters of about ``l`` samples (``l = 200`` in the
 paper) whose unit-norm centroids ``mu_m`` carry their class ``c(mu_m)``. A query ``q``
 retrieves its ``N`` nearest centroids by inner product ``q.mu_m`` and takes

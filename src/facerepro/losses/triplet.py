@@ -1,6 +1,6 @@
 """FaceNet triplet loss with online negative mining inside the batch.
 
-Schroff, Kalenichenko, Philbin, CVPR 2015 (equation numbers as in ``shared/papers``):
+Schroff, Kalenichenko, Philbin, CVPR 2015 (equation numbers as in docs/papers.md):
 
     ||f(a) - f(p)||^2 + alpha < ||f(a) - f(n)||^2                          (Eq. 1)
     L = sum_i [ ||f(a_i) - f(p_i)||^2 - ||f(a_i) - f(n_i)||^2 + alpha ]_+    (Eq. 2)

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 REFERENCES = Path(__file__).parent / "references"
-# The papers in the order the report presents them (PAPERS.md order).
+# The papers in the order the report presents them (docs/papers.md order).
 PAPERS = ("deepid2plus", "compact_int32", "facenet", "sphereface", "clmle")
 HELD, NOT_HELD, NOT_RUN = "held", "not held", "not run"
 
