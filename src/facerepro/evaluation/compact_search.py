@@ -1,7 +1,7 @@
 """Applications of compact integer face codes: bin search and look-up-table classification.
 
 After Fan, Yang, Cao, Jiang, Yin, "Learning Compact Face Representation: Packing a Face into
-an int32" (ACM MM 2014), section 2 of PAPERS.md.
+an int32" (ACM MM 2014), section 2 of docs/papers.md.
 
 Codes. A face is an integer code ``c`` of ``n`` dimensions with values in ``[0, 2^Q)`` and
 ``n * Q = 32`` bits in the paper (32x1 binary, 16x2, 8x4, 4x8); every function here accepts any
@@ -10,7 +10,7 @@ most significant bits). The distance between codes is the L1 distance of the int
 
     d(a, b) = sum_i |a_i - b_i|,
 
-which is the Hamming distance when ``Q = 1`` (the paper's choice; PAPERS.md).
+which is the Hamming distance when ``Q = 1`` (the paper's choice; docs/papers.md).
 
 Search (:func:`search_recall_curve`). Queries are the faces of people with at least
 ``min_images`` images (3: "more than two images", the paper's choice); the database is every
