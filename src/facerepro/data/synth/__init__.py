@@ -3,7 +3,7 @@
 The embedded default dataset, so that the whole pipeline runs with no network. Each identity is
 a latent vector (face shape, eyes, brows, nose, mouth, ears, skin, hair, marks, beard, ...) and
 each image adds nuisance (pose, light, expression, clutter, blur, noise, JPEG, occluders). The
-40 CelebA attributes are rendered, at CelebA's imbalance levels (CLMLE, PAPERS.md section 5),
+40 CelebA attributes are rendered, at CelebA's imbalance levels (CLMLE, docs/papers.md section 5),
 and every image carries its exact five landmarks. Every random stream is derived from
 ``SeedSequence((seed, part, stream, identity, image))``, so output does not depend on order or
 process count, and the same seed gives byte-identical files.

@@ -1,5 +1,5 @@
 """The 40 CelebA attributes and the rates SynthFaces draws them at: CelebA's imbalance
-levels (CLMLE, PAPERS.md section 5), overall and given gender."""
+levels (CLMLE, docs/papers.md section 5), overall and given gender."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ATTRIBUTES: tuple[str, ...] = (
     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
 )
 
-# |positive rate - 50| in percent, as CLMLE lists them (PAPERS.md section 5).
+# |positive rate - 50| in percent, as CLMLE lists them (docs/papers.md section 5).
 IMBALANCE_LEVEL: dict[str, int] = {
     "5_o_Clock_Shadow": 39, "Arched_Eyebrows": 26, "Attractive": 1, "Bags_Under_Eyes": 31,
     "Bald": 48, "Bangs": 35, "Big_Lips": 27, "Big_Nose": 28, "Black_Hair": 26,
