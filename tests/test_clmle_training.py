@@ -11,7 +11,8 @@ from torch.nn import functional as F
 from facerepro import config
 from facerepro.align.shards import write_shard
 from facerepro.data.imbalance import power_law_sizes, power_law_split
-from facerepro.evaluation.protocol import attribute_prediction, imbalanced_classification
+from facerepro.evaluation.classification import attribute_prediction, imbalanced_classification
+from facerepro.evaluation.context import ProtocolContext
 from facerepro.losses.attribute_softmax import AttributeSoftmaxLoss
 from facerepro.models.attributes import AttributeNet
 from facerepro.training.clustering import ClusterBatches
@@ -242,7 +243,8 @@ def test_attribute_protocol_reads_each_attribute_from_its_own_head(tmp_path):
     protocol = {"classifier": "knc", "cluster_size": 10, "seed": 0, "depths": [2, 4],
                 "attributes_file": "list_attr_celeba.txt",
                 "partition_file": "list_eval_partition.txt"}
-    out = attribute_prediction(protocol, tmp_path / "f.npz", tmp_path, {"labels": "attributes"})
+    out = attribute_prediction(ProtocolContext(protocol, [tmp_path / "f.npz"], tmp_path,
+                                               {"labels": "attributes"}))
     entry = out["knc"]
     assert entry["values"]["mean_balanced_accuracy"] == 1.0
     assert entry["n"] == {"train": 60, "val": 30, "test": 30, "attributes": 2}
@@ -250,8 +252,9 @@ def test_attribute_protocol_reads_each_attribute_from_its_own_head(tmp_path):
     np.testing.assert_allclose(entry["curves"]["attributes"]["imbalance"],
                                np.abs(100 * rate - 50))
     # read as one shared embedding, each attribute also sees the other's head: still separable
-    svm = attribute_prediction({**protocol, "classifier": "svm"}, tmp_path / "f.npz", tmp_path,
-                               {"labels": "identity"})
+    svm = attribute_prediction(ProtocolContext({**protocol, "classifier": "svm"},
+                                               [tmp_path / "f.npz"], tmp_path,
+                                               {"labels": "identity"}))
     assert svm["svm"]["values"]["mean_balanced_accuracy"] == 1.0
 
 
@@ -264,13 +267,14 @@ def test_imbalanced_classification_scores_the_runs_own_test_faces(tmp_path):
     run = {"imbalance": {"gamma": 1.0, "classes": 4, "l_max": 8, "l_min": 0,
                          "test_per_class": 5, "seed": 0}}
     protocol = {"classifier": "knc", "cluster_size": 2, "seed": 0, "depth": 3}
-    entry = imbalanced_classification(protocol, tmp_path / "f.npz", run)["knc"]
+    entry = imbalanced_classification(ProtocolContext(protocol, [tmp_path / "f.npz"], tmp_path,
+                                                      run))["knc"]
     assert entry["values"]["mean_class_balanced_accuracy"] == 1.0
     assert entry["n"] == {"classes": 4, "train": 8 + 4 + 3 + 2, "test": 20,
                           "largest_class": 8, "smallest_class": 2}
     assert entry["values"]["imbalance_ratio"] == 4.0
     with pytest.raises(ValueError, match="imbalance"):
-        imbalanced_classification(protocol, tmp_path / "f.npz", {})
+        imbalanced_classification(ProtocolContext(protocol, [tmp_path / "f.npz"], tmp_path, {}))
 
 
 

@@ -74,23 +74,32 @@ def test_a_view_shows_its_degradation():
     np.testing.assert_array_equal(View().show(faces), faces)
 
 
-def test_clustering_and_angular_fisher_protocols_leave_out_single_image_people():
+def test_clustering_and_angular_fisher_protocols_leave_out_single_image_people(tmp_path):
+    from test_protocol_kinds import save_features
+
     from facerepro.evaluation.analysis import angular_fisher_score
+    from facerepro.evaluation.context import ProtocolContext
     from facerepro.evaluation.protocol import angular_fisher, clustering, protocol_view
 
     rng = np.random.default_rng(0)
     centres = np.eye(4)
     identity = np.array(["a"] * 5 + ["b"] * 5 + ["c"] * 5 + ["lonely"])
     feats = centres[[0] * 5 + [1] * 5 + [2] * 5 + [3]] + rng.normal(0, 0.05, (16, 4))
+    ids = [f"d/{p}/{i}" for i, p in enumerate(identity)]
+    path = save_features(tmp_path / "f.npz", feats, ids, identity)
+
+    def on_features(protocol: dict) -> ProtocolContext:
+        return ProtocolContext(protocol, [path], tmp_path, {})
+
     spec = {"min_images": 2, "linkage": "average", "distance_threshold": None}
-    result = clustering(spec, feats, identity)["cosine"]
+    result = clustering(on_features(spec))["cosine"]
     assert result["values"]["f_measure"] == 1.0 and result["values"]["nmi"] == pytest.approx(1.0)
     assert result["n"] == {"images": 15, "identities": 3, "clusters": 3}
-    afs = angular_fisher({"min_images": 2}, feats, identity)["angular"]
+    afs = angular_fisher(on_features({"min_images": 2}))["angular"]
     assert afs["values"]["afs"] == pytest.approx(angular_fisher_score(feats[:15], identity[:15]))
     assert afs["n"] == {"images": 15, "identities": 3}
     with pytest.raises(ValueError, match="lower min_images"):
-        clustering({**spec, "min_images": 6}, feats, identity)
+        clustering(on_features({**spec, "min_images": 6}))
     assert protocol_view({"degrade": {"jpeg_quality": 10}, "template": "box_112x96"}).name == \
         "all~box_112x96~jpeg10"
 

@@ -12,16 +12,11 @@ import pytest
 from facerepro import degrade, features
 from facerepro.data.protocols import read_pairs
 from facerepro.evaluation import metrics
-from facerepro.evaluation.protocol import (
-    compact_search,
-    lut_attribute,
-    occlusion,
-    protocol_views,
-    run_protocol,
-    selectiveness,
-    sparsity,
-    verification,
-)
+from facerepro.evaluation.compact_search import compact_search, lut_attribute
+from facerepro.evaluation.context import ProtocolContext
+from facerepro.evaluation.neurons import selectiveness, sparsity
+from facerepro.evaluation.occlusion import occlusion
+from facerepro.evaluation.protocol import protocol_views, run_protocol, verification
 from facerepro.evaluation.verification import cosine, verify_pairs
 from facerepro.features import View
 
@@ -190,8 +185,8 @@ def test_occlusion_accuracy_per_layer_and_level(tmp_path):
     paths = [save_features(tmp_path / f"{level}.npz", random_features(10 + i), ids, who,
                            fc1=x, fc2=constant())
              for i, (level, x) in enumerate(fc1.items())]
-    provenance = {}
-    result = occlusion(OCCLUSION, paths, tmp_path, None, provenance)
+    ctx = ProtocolContext(OCCLUSION, paths, tmp_path, {})
+    result = occlusion(ctx)
     assert list(result) == ["cosine"]
     values = result["cosine"]["values"]
     random_acc = verify_pairs(fc1["block10"], ids, read_pairs(pairs_file), cosine,
@@ -216,8 +211,8 @@ def test_occlusion_accuracy_per_layer_and_level(tmp_path):
     assert curves["block@fc1"]["y"] == pytest.approx([1.0, random_acc])
     assert curves["bottom@fc2"]["y"] == [0.5, 0.5, 0.5]
     assert result["cosine"]["n"] == {"pairs": 24, "levels": 4}
-    assert provenance["pairs_file"] == str(pairs_file)
-    assert provenance["pairs_sha256"] == hashlib.sha256(pairs_file.read_bytes()).hexdigest()
+    assert ctx.provenance["pairs_file"] == str(pairs_file)
+    assert ctx.provenance["pairs_sha256"] == hashlib.sha256(pairs_file.read_bytes()).hexdigest()
     metrics.validate({"run": "r", "protocol": "p", "kind": "occlusion", "scorers": result,
                       "provenance": {}})
 
@@ -230,7 +225,7 @@ def test_occlusion_of_a_file_without_named_layers_scores_the_output(tmp_path, te
     ids, who, _ = lfw_images()
     outputs = [separable(0), constant(), separable(1), constant()]
     paths = [save_features(tmp_path / f"{i}.npz", x, ids, who) for i, x in enumerate(outputs)]
-    result = occlusion({**OCCLUSION, **test_view}, paths, tmp_path, None, {})["cosine"]
+    result = occlusion(ProtocolContext({**OCCLUSION, **test_view}, paths, tmp_path, {}))["cosine"]
     assert result["values"] == {
         "none@output": 1.0, "bottom0.1@output": 0.5, "bottom0.3@output": 1.0,
         "block10@output": 0.5, "mean_drop_bottom@output": 0.25,
@@ -243,7 +238,7 @@ def test_occlusion_needs_one_features_file_per_view(tmp_path):
     ids, who, _ = lfw_images()
     path = save_features(tmp_path / "a.npz", separable(0), ids, who)
     with pytest.raises(ValueError):
-        occlusion(OCCLUSION, [path, path], tmp_path, None, {})
+        occlusion(ProtocolContext(OCCLUSION, [path, path], tmp_path, {}))
 
 
 # --- verification of a named layer ----------------------------------------------------------
@@ -255,10 +250,10 @@ def test_verification_reads_the_protocol_layer(tmp_path):
     path = save_features(tmp_path / "f.npz", random_features(5), ids, who, fc1=separable(0))
     protocol = {"kind": "lfw_pairs", "pairs_file": "pairs.txt", "scorers": ["cosine"],
                 "fars": [0.01], "layer": "fc1"}
-    on_layer = verification(protocol, path, tmp_path, None, {})
+    on_layer = verification(ProtocolContext(protocol, [path], tmp_path, {}))
     assert on_layer["cosine"]["values"]["accuracy_mean"] == 1.0
     without = {k: v for k, v in protocol.items() if k != "layer"}
-    on_output = verification(without, path, tmp_path, None, {})["cosine"]["values"]
+    on_output = verification(ProtocolContext(without, [path], tmp_path, {}))["cosine"]["values"]
     expected = verify_pairs(random_features(5), ids, read_pairs(pairs_file), cosine, [0.01])
     assert on_output["accuracy_mean"] == pytest.approx(expected["values"]["accuracy_mean"])
     assert on_output["accuracy_mean"] < 1.0
@@ -283,7 +278,8 @@ def sparsity_file(tmp_path: Path) -> Path:
 
 def test_sparsity_counts_the_original_half_of_the_layer(tmp_path):
     protocol = {"kind": "sparsity", "layer": "fc1", "threshold": 0.0, "bins": 4}
-    result = sparsity(protocol, sparsity_file(tmp_path))["activations"]
+    ctx = ProtocolContext(protocol, [sparsity_file(tmp_path)], tmp_path, {})
+    result = sparsity(ctx)["activations"]
     assert result["values"] == pytest.approx({
         "per_image_mean": 7 / 3, "per_image_std": np.sqrt(14) / 3, "per_image_fraction": 7 / 12,
         "per_neuron_mean": 7 / 4, "per_neuron_std": np.sqrt(11) / 4,
@@ -298,7 +294,8 @@ def test_sparsity_counts_the_original_half_of_the_layer(tmp_path):
 def test_sparsity_threshold(tmp_path):
     # active = > 1.5: per image 1 (2.0), 1 (3.0), 1 (5.0); per neuron 1, 0, 2, 0
     protocol = {"kind": "sparsity", "layer": "fc1", "threshold": 1.5, "bins": 2}
-    values = sparsity(protocol, sparsity_file(tmp_path))["activations"]["values"]
+    ctx = ProtocolContext(protocol, [sparsity_file(tmp_path)], tmp_path, {})
+    values = sparsity(ctx)["activations"]["values"]
     assert values["per_image_mean"] == 1.0 and values["per_image_std"] == 0.0
     assert values["per_neuron_mean"] == pytest.approx(3 / 4)
     assert values["per_neuron_std"] == pytest.approx(np.sqrt(11 / 16))
@@ -308,7 +305,7 @@ def test_sparsity_refuses_summed_flips(tmp_path):
     path = save_features(tmp_path / "s.npz", ACTS, ["d/a/1", "d/a/2", "d/b/1"],
                          ["a", "a", "b"], "sum")
     with pytest.raises(ValueError, match="flip_merge"):
-        sparsity({"threshold": 0.0, "bins": 4}, path)
+        sparsity(ProtocolContext({"threshold": 0.0, "bins": 4}, [path], tmp_path, {}))
 
 
 # --- selectiveness --------------------------------------------------------------------------
@@ -344,7 +341,7 @@ def test_selectiveness_best_single_neurons(tmp_path):
         "Bob/Bob_0002.jpg": [-1, -1, 1, -1],
         "Zed/Zed_0001.jpg": [-1, 1, -1, 1]})
     protocol = {"kind": "selectiveness", "identities": 2, "attributes_file": "attrs.txt"}
-    result = selectiveness(protocol, path, tmp_path)["single_neuron"]
+    result = selectiveness(ProtocolContext(protocol, [path], tmp_path, {}))["single_neuron"]
     assert result["values"] == pytest.approx({
         "identity_best_mean": (1.0 + 7 / 8) / 2, "identity_best_min": 7 / 8,
         "attribute_best_mean": (1.0 + 3 / 4) / 2,
@@ -358,10 +355,14 @@ def test_selectiveness_refuses_an_attribute_file_of_other_images(tmp_path):
     path = save_features(tmp_path / "f.npz", np.eye(3), ids, who)
     write_attributes(tmp_path / "attrs.txt", ["Male"], {"Z/Z_0001.jpg": [1]})
     with pytest.raises(ValueError, match="lists none"):
-        selectiveness({"identities": 2, "attributes_file": "attrs.txt"}, path, tmp_path)
+        selectiveness(ProtocolContext({"identities": 2, "attributes_file": "attrs.txt"}, [path],
+                                      tmp_path, {}))
 
 
 # --- compact_search -------------------------------------------------------------------------
+
+# The run configs of Compact int32 nets with 1- and 2-bit code dimensions.
+BITS = {bits: {"net_options": {"bits": bits}} for bits in (1, 2)}
 
 
 def test_compact_search_binary_codes(tmp_path):
@@ -376,7 +377,7 @@ def test_compact_search_binary_codes(tmp_path):
     path = save_features(tmp_path / "c.npz", codes, ids, who)
     protocol = {"kind": "compact_search", "min_images": 2,
                 "bins_fractions": [0.1, 0.25, 0.5, 0.75, 1.0]}
-    result = compact_search(protocol, path, bits=1)["l1"]
+    result = compact_search(ProtocolContext(protocol, [path], tmp_path, BITS[1]))["l1"]
     assert result["values"] == pytest.approx({
         "recall@bins=0.1": 0.0, "recall@bins=0.25": 0.2, "recall@bins=0.5": 0.2,
         "recall@bins=0.75": 0.6, "recall@bins=1": 1.0})
@@ -385,7 +386,8 @@ def test_compact_search_binary_codes(tmp_path):
     assert curve["x"] == pytest.approx([0.25, 0.75, 1.0])
     assert curve["y"] == pytest.approx([0.2, 0.6, 1.0])
     # with min_images 3 only A's three faces query: 1/3, 1/3, 1
-    three = compact_search({**protocol, "min_images": 3}, path, bits=1)["l1"]
+    three = compact_search(ProtocolContext({**protocol, "min_images": 3}, [path], tmp_path,
+                                           BITS[1]))["l1"]
     assert three["values"]["recall@bins=0.75"] == pytest.approx(1 / 3)
     assert three["n"]["queries"] == 3
 
@@ -397,7 +399,7 @@ def test_compact_search_two_bit_codes(tmp_path):
     path = save_features(tmp_path / "c.npz", [[0], [1], [3], [1]],
                          ["d/A/1", "d/A/2", "d/B/1", "d/B/2"], ["A", "A", "B", "B"])
     protocol = {"min_images": 2, "bins_fractions": [0.25, 0.7, 0.9]}
-    result = compact_search(protocol, path, bits=2)["l1"]
+    result = compact_search(ProtocolContext(protocol, [path], tmp_path, BITS[2]))["l1"]
     assert result["values"] == pytest.approx({
         "recall@bins=0.25": 0.0, "recall@bins=0.7": 0.5, "recall@bins=0.9": 1.0})
     assert result["curves"]["recall_vs_bins"]["x"] == pytest.approx([0.25, 0.625, 0.875, 1.0])
@@ -428,7 +430,9 @@ def test_lut_attribute_own_bin_and_nearest_bin(tmp_path):
         f"P{i}/P{i}_0001.jpg": [1, m] for i, m in enumerate([1, -1, -1, -1])})
     protocol = {"kind": "lut_attribute", "attribute": "Male", "attributes_file": "lfw_attrs.txt",
                 "train_attributes_file": "train_attrs.txt"}
-    result = lut_attribute(protocol, test, train, tmp_path, tmp_path, bits=1)["lookup_table"]
+    ctx = ProtocolContext(protocol, [test], tmp_path, BITS[1], train_path=train,
+                          train_root=tmp_path)
+    result = lut_attribute(ctx)["lookup_table"]
     # accuracy 3/4; balanced: male 1/1, female 2/3 -> 5/6; empty bins: 2 of 4 test faces
     assert result["values"] == pytest.approx({"accuracy": 0.75, "balanced_accuracy": 5 / 6,
                                               "empty_bin_fraction": 0.5})

@@ -132,16 +132,17 @@ def test_unknown_sampler_lists_the_known_ones():
 
 
 def test_a_new_sampler_plugs_in_by_name(monkeypatch):
-    monkeypatch.setattr(samplers, "_FACTORIES", dict(samplers._FACTORIES))
+    # the registration is undone after the test
+    monkeypatch.setattr(samplers.SAMPLERS, "_entries", dict(samplers.SAMPLERS._entries))
 
-    @samplers.register("first_rows")
+    @samplers.SAMPLERS.register("first_rows")
     def first_rows(labels, batch_size, seed, offset=0):
         return ShuffleSampler(len(labels) - offset, batch_size, seed)
 
     sampler = samplers.build("first_rows", LABELS, 4, 0, offset=50)
     assert sampler.next_batch().max() < len(LABELS) - 50
     with pytest.raises(ValueError, match="already registered"):
-        samplers.register("pair")(first_rows)
+        samplers.SAMPLERS.register("pair")(first_rows)
 
 
 def test_error_cases():

@@ -37,14 +37,24 @@ counts of all training faces in the nearest non-empty bins (the smallest radius 
 any training face lies). The prediction is the label with the largest pooled count; ties go to
 the label that is more frequent in the whole training set, then to the first label in sorted
 order. The paper uses it for gender.
+
+Protocol kinds: ``compact_search`` (Fig. 5) and ``lut_attribute`` (the gender look-up table)
+run these on a Compact int32 net's codes.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
+
+from facerepro import features
+from facerepro.data.protocols import attributes_of
+from facerepro.evaluation.attributes import balanced_accuracy
+from facerepro.evaluation.context import KINDS, ProtocolContext
 
 _WORD = 64
 
@@ -287,3 +297,47 @@ class LookupTableClassifier(ClassifierMixin, BaseEstimator):
         # Lexicographic (count, training frequency): the frequency term is below one count.
         key = counts * (self.class_totals_.sum() + 1) + self.class_totals_
         return self.classes_[np.argmax(key, axis=1)]
+
+
+@KINDS.register("compact_search")
+def compact_search(ctx: ProtocolContext) -> dict[str, dict]:
+    """Recall of a face's other images against the fraction of code bins visited, bins in
+    ascending distance from the query's code (Compact int32 Fig. 5)."""
+    codes, _, identity = features.load(ctx.features_path)
+    curve = search_recall_curve(codes.astype(np.int64), identity, ctx.bits,
+                                ctx.protocol["min_images"])
+    values = {f"recall@bins={f:g}": recall_at_bins_fraction(curve, f)
+              for f in ctx.protocol["bins_fractions"]}
+    return {"l1": {"values": values,
+                   "n": {"queries": int(curve.attrs["n_queries"]),
+                         "database": int(curve.attrs["n_database"]),
+                         "bits": codes.shape[1] * ctx.bits},
+                   "curves": {"recall_vs_bins": {"x": curve["bins_fraction"].tolist(),
+                                                 "y": curve["recall"].tolist()}}}}
+
+
+@KINDS.register("lut_attribute")
+def lut_attribute(ctx: ProtocolContext) -> dict[str, dict]:
+    """The look-up-table classifier of one binary attribute (Compact int32: gender): label
+    counts per code bin from the training faces of ``ctx.train_path``, the query's bin (or the
+    nearest non-empty bins) decides."""
+    protocol = ctx.protocol
+    attribute = protocol["attribute"]
+
+    def labelled(path: str | Path, root: str | Path, file: str) -> tuple[np.ndarray, np.ndarray]:
+        codes, image_ids, _ = features.load(path)
+        attrs, rows = attributes_of(image_ids, Path(root) / file)
+        return codes[rows].astype(np.int64), attrs[attribute].to_numpy()
+
+    x_train, y_train = labelled(ctx.train_path, ctx.train_root,
+                                protocol["train_attributes_file"])
+    x_test, y_test = labelled(ctx.features_path, ctx.dataset_root, protocol["attributes_file"])
+    lut = LookupTableClassifier(ctx.bits).fit(x_train, y_train)
+    _, radius = lut.lookup(x_test)
+    pred = lut.predict(x_test)
+    return {"lookup_table": {
+        "values": {"accuracy": float(np.mean(pred == y_test)),
+                   "balanced_accuracy": float(balanced_accuracy(
+                       y_test[:, None], pred[:, None])["balanced_accuracy"].iloc[0]),
+                   "empty_bin_fraction": float(np.mean(radius > 0))},
+        "n": {"train": len(x_train), "test": len(x_test), "bins": len(lut.bin_ids_)}}}

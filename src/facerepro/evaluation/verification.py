@@ -27,8 +27,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from facerepro.evaluation.analysis import binarize
+from facerepro.registries import Registry
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+SCORERS: Registry[Scorer] = Registry("scorer")
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -36,28 +38,28 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
+@SCORERS.register("cosine")
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of two (N, d) arrays."""
     return np.einsum("ij,ij->i", unit_rows(a), unit_rows(b))
 
 
+@SCORERS.register("euclidean")
 def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Minus the squared L2 distance (FaceNet's D(x_i, x_j)), so higher means more alike."""
     return -np.einsum("ij,ij->i", a - b, a - b)
 
 
+@SCORERS.register("l1")
 def l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Minus the L1 distance: the Compact int32 paper's distance between integer codes."""
     return -np.abs(a - b).sum(1)
 
 
+@SCORERS.register("hamming")
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Minus the Hamming distance of the codes ``x > 0`` (DeepID2+ binarised features)."""
     return -(binarize(a) != binarize(b)).sum(1).astype(np.float64)
-
-
-SCORERS: dict[str, Scorer] = {"cosine": cosine, "euclidean": euclidean, "l1": l1,
-                              "hamming": hamming}
 
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:

@@ -1,7 +1,14 @@
 """Losses by the method name a run's config gives; ``loss_options`` are their keyword
-arguments (the schema fills in each method's paper values)."""
+arguments (the schema fills in each method's paper values).
+
+Every entry of :data:`LOSSES` is called as ``factory(embedding_dim, labels,
+supervised_layers, **options)``; :func:`build` documents the arguments.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -15,10 +22,10 @@ from facerepro.losses.l_softmax import LSoftmaxLoss
 from facerepro.losses.pair_logistic import PairLogisticLoss
 from facerepro.losses.softmax import SoftmaxLoss
 from facerepro.losses.triplet import TripletLoss
+from facerepro.registries import Registry
 
-# Losses with a classifier over the training identities take (embedding_dim, num_classes).
-_CLASSIFIERS = {"softmax": SoftmaxLoss, "a_softmax": ASoftmaxLoss, "l_softmax": LSoftmaxLoss,
-                "softmax_contrastive": IdentVerifLoss, "softmax_center": CenterLoss}
+LossFactory = Callable[..., nn.Module]
+LOSSES: Registry[LossFactory] = Registry("method")
 
 
 def build(method: str, embedding_dim: int, labels: np.ndarray, options: dict | None = None,
@@ -26,21 +33,53 @@ def build(method: str, embedding_dim: int, labels: np.ndarray, options: dict | N
     """The method's loss for the training ``labels``: (n,) contiguous class ids, or (n, A) 0/1
     attributes. ``supervised_layers`` is how many feature layers of the net the layer-wise
     ``ident_verif`` supervises (DeepID2+: FC-1..FC-4)."""
-    options = options or {}
-    labels = np.asarray(labels)
-    if method == "attribute_softmax":
-        return AttributeSoftmaxLoss(embedding_dim, labels.sum(0), len(labels), **options)
-    if method == "clmle":
-        return MultiTaskCLMLELoss(labels, **options)
-    num_classes = int(labels.max()) + 1
-    if method in _CLASSIFIERS:
-        return _CLASSIFIERS[method](embedding_dim, num_classes, **options)
-    if method == "ident_verif":
-        return LayerwiseIdentVerifLoss([embedding_dim] * supervised_layers, num_classes,
-                                       **options)
-    if method == "triplet":
-        return TripletLoss(**options)
-    if method == "pair_logistic":
-        return PairLogisticLoss(**options)
-    raise KeyError(f"unknown method {method!r}; known: {', '.join(_CLASSIFIERS)}, ident_verif, "
-                   f"triplet, pair_logistic, clmle, attribute_softmax")
+    return LOSSES[method](embedding_dim, np.asarray(labels), supervised_layers, **(options or {}))
+
+
+def _num_classes(labels: np.ndarray) -> int:
+    return int(labels.max()) + 1
+
+
+def _classifier(loss: LossFactory) -> LossFactory:
+    """A loss with a classifier over the training identities: ``loss(embedding_dim,
+    num_classes, **options)``."""
+    def factory(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
+                **options: Any) -> nn.Module:
+        return loss(embedding_dim, _num_classes(labels), **options)
+    return factory
+
+
+def _options_only(loss: LossFactory) -> LossFactory:
+    """A loss on the embeddings alone (pairs or triplets of the batch): ``loss(**options)``."""
+    def factory(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
+                **options: Any) -> nn.Module:
+        return loss(**options)
+    return factory
+
+
+LOSSES.register("softmax")(_classifier(SoftmaxLoss))
+LOSSES.register("a_softmax")(_classifier(ASoftmaxLoss))
+LOSSES.register("l_softmax")(_classifier(LSoftmaxLoss))
+LOSSES.register("softmax_contrastive")(_classifier(IdentVerifLoss))
+LOSSES.register("softmax_center")(_classifier(CenterLoss))
+LOSSES.register("triplet")(_options_only(TripletLoss))
+LOSSES.register("pair_logistic")(_options_only(PairLogisticLoss))
+
+
+@LOSSES.register("ident_verif")
+def _ident_verif(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
+                 **options: Any) -> nn.Module:
+    return LayerwiseIdentVerifLoss([embedding_dim] * supervised_layers, _num_classes(labels),
+                                   **options)
+
+
+@LOSSES.register("attribute_softmax")
+def _attribute_softmax(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
+                       **options: Any) -> nn.Module:
+    return AttributeSoftmaxLoss(embedding_dim, labels.sum(0), len(labels), **options)
+
+
+@LOSSES.register("clmle")
+def _clmle(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
+           **options: Any) -> nn.Module:
+    return MultiTaskCLMLELoss(labels, **options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +18,29 @@ from facerepro.models.deepid import DeepID2Net, DeepID2PlusNet
 from facerepro.models.facenet import NN1, InceptionNN2
 from facerepro.models.lbp import LBPFeatures
 from facerepro.models.pca import PixelPCA
-from facerepro.models.sphere import SphereNet
+from facerepro.models.sphere import DEPTH_UNITS, SphereNet
+from facerepro.registries import Registry
 
-_NETS = {"facenet_nn1": NN1, "facenet_nn2": InceptionNN2, "deepid2": DeepID2Net,
-         "deepid2plus": DeepID2PlusNet, "deepid2_attributes": AttributeNet,
-         "compact": CompactNet, "pixels_pca": PixelPCA, "lbp": LBPFeatures}
+# Every net is built as ``net(input_size, embedding_dim, **net_options)``.
+NETS: Registry[Callable[..., nn.Module]] = Registry("net")
+NETS.register("facenet_nn1")(NN1)
+NETS.register("facenet_nn2")(InceptionNN2)
+NETS.register("deepid2")(DeepID2Net)
+NETS.register("deepid2plus")(DeepID2PlusNet)
+NETS.register("deepid2_attributes")(AttributeNet)
+NETS.register("compact")(CompactNet)
+NETS.register("pixels_pca")(PixelPCA)
+NETS.register("lbp")(LBPFeatures)
+for _depth in DEPTH_UNITS:
+    NETS.register(f"sphere{_depth}")(partial(SphereNet, _depth))
 
 
 def build(net: str, input_size: tuple[int, int], embedding_dim: int, **options: Any
           ) -> nn.Module:
-    """A backbone from its config name (``sphere4`` ... ``sphere64`` or a key of ``_NETS``)
-    and its ``net_options``."""
-    if net.startswith("sphere") and net[6:].isdigit():
-        return SphereNet(int(net[6:]), input_size, embedding_dim, **options)
-    if net in _NETS:
-        if "maps" in options:       # YAML gives a list; the nets take a fixed-length tuple
-            options = {**options, "maps": tuple(options["maps"])}
-        return _NETS[net](input_size, embedding_dim, **options)
-    raise KeyError(f"unknown net {net!r}; known: sphere4/10/20/36/64, {', '.join(_NETS)}")
+    """A backbone from its config name (a key of :data:`NETS`) and its ``net_options``."""
+    if "maps" in options:       # YAML gives a list; the nets take a fixed-length tuple
+        options = {**options, "maps": tuple(options["maps"])}
+    return NETS[net](input_size, embedding_dim, **options)
 
 
 def to_input(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

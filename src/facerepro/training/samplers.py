@@ -5,7 +5,7 @@ Every sampler yields row indices into the training rows (``next_batch``) and has
 restored from it mid-run yields exactly the batches the original would have. Randomness comes
 from generators keyed by (seed, position), never from a generator carried along, so the
 position alone is the state. The trainer picks a sampler by name through ``build``; further
-samplers plug in with ``register``.
+samplers plug in with ``SAMPLERS.register``.
 
 CLMLE's ``ClusterSampler`` also carries the clustering and a loss cache, which its state holds
 as well; both feed its choices, so the position alone no longer determines the batch.
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from facerepro.registries import Registry
 from facerepro.spherical_kmeans import ClusterSet
 
 
@@ -60,6 +61,10 @@ class Sampler(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+# Each entry is called as ``factory(labels, batch_size, seed, **options) -> Sampler``.
+SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler")
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -132,6 +137,7 @@ class IdentitySampler:
         self._order = self._permutation()
 
 
+@SAMPLERS.register("pair")
 class PairSampler:
     """DeepID2+ / Compact int32 pairs: ``rows[0::2]`` and ``rows[1::2]`` are the two sides.
 
@@ -341,33 +347,17 @@ class ClusterSampler:
         self._losses = state["losses"].numpy().astype(np.float64)
 
 
-Factory = TypeVar("Factory", bound=Callable[..., Sampler])
-_FACTORIES: dict[str, Callable[..., Sampler]] = {}
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Make ``factory(labels, batch_size, seed, **options) -> Sampler`` buildable by name."""
-    def add(factory: Factory) -> Factory:
-        if name in _FACTORIES:
-            raise ValueError(f"a sampler named {name!r} is already registered")
-        _FACTORIES[name] = factory
-        return factory
-    return add
-
-
 def build(name: str, labels: np.ndarray, batch_size: int, seed: int, **options: Any) -> Sampler:
     """The sampler ``name`` over the training rows with these ``labels``."""
-    if name not in _FACTORIES:
-        raise KeyError(f"unknown sampler {name!r}; known: {', '.join(sorted(_FACTORIES))}")
-    return _FACTORIES[name](np.asarray(labels), batch_size, seed, **options)
+    return SAMPLERS[name](np.asarray(labels), batch_size, seed, **options)
 
 
-@register("shuffle")
+@SAMPLERS.register("shuffle")
 def _shuffle(labels: np.ndarray, batch_size: int, seed: int) -> ShuffleSampler:
     return ShuffleSampler(len(labels), batch_size, seed)
 
 
-@register("identity")
+@SAMPLERS.register("identity")
 def _identity(labels: np.ndarray, batch_size: int, seed: int, images_per_identity: int,
               identities_per_batch: int | None = None) -> IdentitySampler:
     if identities_per_batch is None:
@@ -380,10 +370,7 @@ def _identity(labels: np.ndarray, batch_size: int, seed: int, images_per_identit
     return IdentitySampler(labels, identities_per_batch, images_per_identity, seed)
 
 
-register("pair")(PairSampler)
-
-
-@register("cluster")
+@SAMPLERS.register("cluster")
 def _cluster(labels: np.ndarray, batch_size: int, seed: int, clusters_per_batch: int = 12,
              samples_per_cluster: int = 20, query: str = "hardest") -> ClusterSampler:
     if clusters_per_batch * samples_per_cluster != batch_size:
@@ -393,6 +380,7 @@ def _cluster(labels: np.ndarray, batch_size: int, seed: int, clusters_per_batch:
     return ClusterSampler(labels, clusters_per_batch, samples_per_cluster, seed, query)
 
 
+@SAMPLERS.register("attribute_balanced")
 class AttributeBalancedSampler:
     """Re-sampling baselines of CLMLE Table 5: batches balanced for one attribute at a time.
 
@@ -441,6 +429,3 @@ class AttributeBalancedSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.batches = int(state["batches"])
-
-
-register("attribute_balanced")(AttributeBalancedSampler)

@@ -1,0 +1,97 @@
+"""What a protocol kind reads, and the registry of kinds by config name.
+
+A kind is a function ``kind(ctx: ProtocolContext) -> dict[str, dict]`` filed in :data:`KINDS`
+under its config name (``@KINDS.register("occlusion")``); it returns the scorer entries of the
+metrics file (:mod:`facerepro.evaluation.metrics`) and records the inputs it read beyond the
+features in ``ctx.provenance``. The generic kinds live in :mod:`facerepro.evaluation.protocol`,
+the paper-specific ones in the module of what they measure. This module stands apart from
+``protocol``, which imports those modules so that their kinds are registered: they import this
+one, so the imports run one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facerepro import features
+from facerepro.data.download import sha256_of
+from facerepro.data.protocols import read_pairs
+from facerepro.evaluation.analysis import binarize
+from facerepro.evaluation.joint_bayesian import JointBayesian
+from facerepro.evaluation.verification import SCORERS, Scorer
+from facerepro.registries import Registry
+
+
+def protocol_view(protocol: dict) -> features.View:
+    """The features view a protocol reads: all images, through its crop and degradation."""
+    degrade = protocol.get("degrade", {})
+    return features.View("all", protocol.get("template"), degrade.get("jpeg_quality"),
+                         degrade.get("resolution"))
+
+
+# Joint Bayesian on the real-valued features, and on the binarised codes (DeepID2+ Table 4).
+JB_SCORERS = {"joint_bayesian": lambda x: x, "joint_bayesian_binary": binarize}
+
+
+def joint_bayesian_scorer(name: str, options: dict, train_path: str | Path,
+                          layer: str | None = None) -> Scorer:
+    """JB fitted on held-out identities' features (never the protocol's own identities)."""
+    code = JB_SCORERS[name]
+    x, _, identity = features.load(train_path, layer)
+    model = JointBayesian(**options).fit(code(x).astype(np.float64), identity)
+    return lambda a, b: model.score_pairs(code(a), code(b))
+
+
+@dataclass(frozen=True)
+class ProtocolContext:
+    """One run evaluated on one configured protocol.
+
+    ``features_paths`` are the features views of ``protocol_views(protocol)``, in order;
+    ``run_config`` the run's config entry; ``jb_train_path`` the held-out features Joint
+    Bayesian learns from; ``train_path`` and ``train_root`` the training faces' features and
+    dataset of a look-up table; ``provenance`` the metrics file's record of what was read.
+    """
+
+    protocol: dict
+    features_paths: Sequence[str | Path]
+    dataset_root: str | Path
+    run_config: dict
+    jb_train_path: str | Path | None = None
+    train_path: str | Path | None = None
+    train_root: str | Path | None = None
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def features_path(self) -> str | Path:
+        """The features of the protocol's own view."""
+        return self.features_paths[0]
+
+    @property
+    def bits(self) -> int:
+        """Bits per code dimension of a Compact int32 net; 1 for every other net."""
+        return self.run_config["net_options"].get("bits", 1)
+
+    def pairs(self) -> pd.DataFrame:
+        """The dataset's pairs file named by the protocol, recorded in the provenance."""
+        pairs_file = Path(self.dataset_root) / self.protocol["pairs_file"]
+        self.provenance.update(pairs_file=str(pairs_file), pairs_sha256=sha256_of(pairs_file))
+        return read_pairs(pairs_file)
+
+    def scorer(self, name: str, layer: str | None) -> Scorer:
+        """The pair scorer ``name``; a Joint Bayesian one is fitted on ``jb_train_path``'s
+        features of ``layer``, which the provenance records."""
+        if name not in JB_SCORERS:
+            return SCORERS[name]
+        self.provenance["joint_bayesian_train"] = str(self.jb_train_path)
+        self.provenance["joint_bayesian_train_sha256"] = sha256_of(self.jb_train_path)
+        options = {k: v for k, v in self.protocol["joint_bayesian"].items() if k != "train"}
+        return joint_bayesian_scorer(name, options, self.jb_train_path, layer)
+
+
+Kind = Callable[[ProtocolContext], dict[str, dict]]
+KINDS: Registry[Kind] = Registry("protocol kind")
