@@ -6,7 +6,7 @@ CONFIG ?= config/config.yaml
 # DVC sends no usage reports (.dvc/config says so too, for `dvc` run outside make).
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run unlock test lint clean-results chromium pull plots
+.PHONY: run unlock test lint clean-results chromium pull plots gpu-check
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -58,3 +58,11 @@ plots: $(STAMP)
 
 clean-results:
 	rm -rf results logs benchmarks
+
+# The GPU path on a GPU machine, with that machine's own Python (no .venv: torch with CUDA, plus
+# jsonschema; bench/gpu_check.py lists the rest). GPU_CHECK_ARGS="--device cpu --quick" is the
+# dry run that the test suite also makes.
+GPU_CHECK_OUT  ?= results/gpu_check
+GPU_CHECK_ARGS ?=
+gpu-check:
+	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} python3 bench/gpu_check.py --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)

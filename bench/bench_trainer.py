@@ -6,10 +6,10 @@ images of 100 identities, split ``train``) written with ``write_shard`` to a tem
 Target: :func:`facerepro.training.trainer.train` on a ``default_run`` (softmax, sphere4,
 512-d, batch 64, SGD lr 0.05, flip on, one log and one checkpoint per call, fresh checkpoint
 directory each call), i.e. the background batch loader, the finiteness check, the per-step
-``loss.item()``, the schedule, tqdm, the log and DVCLive, and the final checkpoint. Its
-progress bar is wrapped to timestamp every step (and read the loader's ``wait_s`` there), so
-steps/s is measured over the loop after its first few steps, without setup (shard hashing, git,
-model build) or the model save; ``call_s`` is the whole call.
+``loss.item()``, the schedule and tqdm. Its progress bar is wrapped to timestamp every step
+(and read the loader's ``wait_s`` there), so steps/s is measured over the loop after its first
+few steps up to the last one, without setup (shard hashing, git, model build), the last step
+(final checkpoint, log and DVCLive) or the model save; ``call_s`` is the whole call.
 
 Baseline: the same SphereNet and SoftmaxLoss (same seed), the same SGD settings and batch
 size, batches gathered in the loop from the same memmap by a seeded permutation, flipped with
@@ -63,14 +63,15 @@ from facerepro.training.loader import flip_mask  # noqa: E402
 HEIGHT, WIDTH, THREADS = 56, 48, 2
 
 
-def make_shard(dest: Path, n_images: int, n_identities: int, seed: int = 0) -> Path:
+def make_shard(dest: Path, n_images: int, n_identities: int, seed: int = 0,
+               height: int = HEIGHT, width: int = WIDTH) -> Path:
     """Random crops, identities round-robin, all in split ``train``."""
     rng = np.random.default_rng(seed)
     index = pd.DataFrame({"image_id": [f"i{k}" for k in range(n_images)],
                           "identity": [f"p{k % n_identities:04d}" for k in range(n_images)],
                           "split": ["train"] * n_images})
-    images = (rng.integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8) for _ in range(n_images))
-    write_shard(dest, images, index, HEIGHT, WIDTH)
+    images = (rng.integers(0, 256, (height, width, 3), np.uint8) for _ in range(n_images))
+    write_shard(dest, images, index, height, width)
     return dest
 
 
@@ -101,34 +102,50 @@ class TimedBar:
         return getattr(self.bar, name)
 
 
-def run_trainer(run: dict, shard: Path, work: Path, warmup: int) -> dict:
-    """One ``train`` call; steps/s and data wait over steps ``warmup..end`` of its loop."""
+def run_trainer(run: dict, shard: Path, work: Path, warmup: int, device: str = "cpu") -> dict:
+    """One ``train`` call; steps/s and data wait over steps ``warmup..end`` of its loop.
+
+    On CUDA the trainer's per-step ``loss.item()`` synchronises, so the stamps time the GPU.
+    """
     work.mkdir(parents=True)
     start = time.perf_counter()
     with mock.patch.object(trainer, "tqdm", TimedBar):
         trainer.train("bench", run, shard, work / "model.pt", work / "model.json",
-                      work / "ckpt", "cpu")
+                      work / "ckpt", device)
     call_s = time.perf_counter() - start
     bar = TimedBar.last
     assert bar is not None and len(bar.stamps) == run["iterations"] + 1
-    loop_s = bar.stamps[-1] - bar.stamps[warmup]
+    # The window ends where the last batch is handed over: the last step also writes the
+    # final checkpoint and the log, once per run, which would swamp a short window on a GPU.
+    loop_s = bar.stamps[-2] - bar.stamps[warmup]
     info = json.loads((work / "model.json").read_text())
-    return {"steps_per_s": (run["iterations"] - warmup) / loop_s,
-            "data_wait_pct": 100 * (bar.waits[-1] - bar.waits[warmup]) / loop_s,
+    return {"steps_per_s": (run["iterations"] - 1 - warmup) / loop_s,
+            "data_wait_pct": 100 * (bar.waits[-2] - bar.waits[warmup]) / loop_s,
             "first_step_s": bar.stamps[1] - bar.stamps[0], "call_s": call_s,
             "compute_s": info["compute_s"], "data_wait_s": info["data_wait_s"]}
 
 
-def run_bare(run: dict, shard: Path, warmup: int) -> dict:
-    """The plain loop on the trainer's model, loss, optimizer settings and data."""
+def run_bare(run: dict, shard: Path, warmup: int, device: str = "cpu") -> dict:
+    """The plain loop on the trainer's model, loss, optimizer settings and data, with the
+    run's ``channels_last``, ``compile`` and (on CUDA) bf16 ``amp`` switches. It never reads
+    the loss back, so on CUDA it synchronises only before its last stamp."""
+    dev = torch.device(device)
     images, index = read_shard(shard)
     positions, labels = trainer.training_rows(run, index)
     torch.manual_seed(run["seed"])
-    model = models.build(run["net"], images.shape[1:3], run["embedding_dim"])
-    loss_fn = losses.build(run["method"], run["embedding_dim"], labels)
+    model = models.build(run["net"], images.shape[1:3], run["embedding_dim"]).to(dev)
+    loss_fn = losses.build(run["method"], run["embedding_dim"], labels).to(dev)
     params = [*model.parameters(), *loss_fn.parameters()]
     optimizer = torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
                                 weight_decay=run["weight_decay"])
+    layout = torch.channels_last if run["channels_last"] else torch.contiguous_format
+    model.to(memory_format=layout)
+
+    def objective(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss_fn(model(x), y)
+
+    forward = torch.compile(objective) if run["compile"] else objective
+    amp = torch.autocast("cuda", torch.bfloat16, enabled=run["amp"] and dev.type == "cuda")
     batch, steps = run["batch_size"], run["iterations"]
     rng = np.random.default_rng(run["seed"])
     order = np.empty(0, np.int64)
@@ -142,11 +159,17 @@ def run_bare(run: dict, shard: Path, warmup: int) -> dict:
         crops = images[positions[rows]]             # ascending: sequential memmap reads
         mirrored = flip_mask(batch, run["seed"], step)
         crops[mirrored] = crops[mirrored, :, ::-1]
-        x, y = models.to_input(crops), torch.from_numpy(labels[rows])
-        loss = loss_fn(model(x), y)
+        x = models.to_input(crops, dev).contiguous(memory_format=layout)
+        y = torch.from_numpy(labels[rows]).to(dev)
+        with amp:
+            loss = forward(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if dev.type == "cuda" and step + 1 == warmup:
+            torch.cuda.synchronize()                # the timed window starts on an idle GPU
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     stamps.append(time.perf_counter())
     return {"steps_per_s": (steps - warmup) / (stamps[-1] - stamps[warmup]),
             "first_step_s": stamps[1] - stamps[0]}

@@ -155,6 +155,8 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
     started = time.time()
     rank, world = _world()
     dev = resolve_device(device)
+    if run["deterministic"]:
+        use_deterministic(dev)
     torch.manual_seed(run["seed"])
     images, index = read_shard(shard_dir)
     positions, labels = training_rows(run, index, dataset_root)
@@ -187,10 +189,26 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
     return info
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if _distributed():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def use_deterministic(dev: torch.device) -> None:
+    """Deterministic kernels only (``deterministic: true``): an op without one raises.
+
+    cuBLAS needs a fixed workspace for reproducible matrix products; the variable is read when
+    its handle is created, i.e. at this process's first matrix product on the device.
+    """
+    if dev.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
 
 
 def _rng_state(dev: torch.device) -> dict:
@@ -260,7 +278,7 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     if run["channels_last"]:
         model.to(memory_format=torch.channels_last)
     forward = objective
-    if world > 1:
+    if _distributed():          # also at world 1: torchrun with one worker runs the DDP path
         forward = nn.parallel.DistributedDataParallel(
             objective, device_ids=[dev.index] if dev.type == "cuda" else None)
     if run["compile"]:
@@ -369,9 +387,18 @@ def _mean_over_ranks(values: list[float], dev: torch.device, world: int) -> floa
     return float(t.item()) / world
 
 
-def _live(checkpoint_dir: Path, run: dict) -> Live:
-    """DVCLive writer next to the checkpoints; resumes its step count with the run."""
-    from dvclive import Live  # imported late: only training processes need it
+def _live(checkpoint_dir: Path, run: dict) -> Live | None:
+    """DVCLive writer next to the checkpoints; resumes its step count with the run.
+
+    None, with a warning, where DVCLive is not installed (a bare GPU node's Python): the
+    curves are a record, and the training log carries the same figures.
+    """
+    try:
+        from dvclive import Live  # imported late: only training processes need it
+    except ImportError:
+        log.warning("dvclive is not installed: no training curves in %s; the log has the same "
+                    "figures (pip install -r requirements.lock)", checkpoint_dir.parent / LIVE_DIR)
+        return None
 
     live = Live(str(checkpoint_dir.parent / LIVE_DIR), dvcyaml=None, save_dvc_exp=False,
                 resume=True)
