@@ -107,7 +107,7 @@ def test_attribute_softmax_is_the_class_weighted_cross_entropy():
 
 def _two_task_batches():
     classes = np.stack([np.arange(24) % 2, (np.arange(24) // 12)], axis=1)   # (24, 2 tasks)
-    batches = ClusterBatches(classes, batch_size=6, seed=0, size=4, clusters_per_batch=3,
+    batches = ClusterBatches(classes, batch_size=6, seed=0, size=4, every=10, clusters_per_batch=3,
                              samples_per_cluster=2)
     feats = np.random.default_rng(0).normal(size=(24, 2 * 3)).astype(np.float32)
     batches.recluster(feats, 0)

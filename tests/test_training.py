@@ -306,3 +306,51 @@ def test_ddp_slices_keep_pairs_and_groups_whole(sampler, options, world, ok):
     else:
         with pytest.raises(ValueError, match="whole multiple"):
             _check_share(run, world)
+
+
+class _RefreshedSampler(ShuffleSampler):
+    """A shuffle sampler that follows the training: it records each refresh and hands out its
+    own targets, which it changes at step 2."""
+
+    def __init__(self, labels, batch_size, seed):
+        super().__init__(len(labels), batch_size, seed)
+        self.targets = np.asarray(labels).copy()
+        self.calls, self.feature_rows = [], []
+
+    def refresh(self, features, step, loss):
+        self.calls.append((step, self.position))
+        if step == 0:
+            self.feature_rows.append(len(features()))
+        if step == 2:
+            self.targets[:] = 0
+
+
+def test_trainer_hooks_refresh_a_sampler_in_step_and_use_its_targets(shard, tmp_path,
+                                                                    monkeypatch):
+    made = []
+    monkeypatch.setitem(samplers.SAMPLERS._entries, "refreshed",
+                        lambda labels, batch, seed: made.append(
+                            _RefreshedSampler(labels, batch, seed)) or made[-1])
+    seen = []
+    monkeypatch.setattr("facerepro.losses.softmax.SoftmaxLoss.forward",
+                        lambda self, f, y: seen.append(y.clone()) or f.sum() * 0 + 1.0)
+    run = {**RUN, "sampler": "refreshed", "iterations": 4}
+    train("r", run, shard, tmp_path / "m.pt", tmp_path / "m.json", tmp_path / "ckpt", "cpu")
+    sampler = made[0]
+    # refreshed before the first step and after each: drawn in step (one batch per refresh),
+    # never ahead on the loader's thread
+    assert sampler.calls == [(s, s * 8) for s in range(5)]
+    assert sampler.feature_rows == [36]                 # every training row, embedded
+    assert [bool(y.any()) for y in seen] == [True, True, False, False]
+
+
+def test_a_loss_with_forward_from_reads_the_net_itself():
+    from facerepro.training.trainer import Objective
+
+    class Probe(torch.nn.Module):
+        def forward_from(self, model, x, y):
+            return model.weight.sum() * 0 + x.sum() + y.sum()
+
+    net = torch.nn.Linear(2, 2)
+    got = Objective(net, Probe())(torch.ones(3, 2), torch.ones(3))
+    assert got.item() == 9.0

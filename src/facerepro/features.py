@@ -102,8 +102,14 @@ def _merge(a: torch.Tensor, b: torch.Tensor, flip_merge: str) -> torch.Tensor:
 @torch.no_grad()
 def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
           flip_merge: str = "concat", batch_size: int = 256,
-          device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
-    """{layer: (N, d') float32} for each uint8 (N, H, W, 3) image; ``()`` = the net's output."""
+          device: torch.device | str = "cpu", rows: np.ndarray | None = None
+          ) -> dict[str, np.ndarray]:
+    """{layer: (N, d') float32} for each uint8 (N, H, W, 3) image; ``()`` = the net's output.
+
+    ``rows`` picks images (a memory-mapped shard's training rows, say) batch by batch, so the
+    selection is never copied whole. The net runs in eval mode and is left in the mode it had:
+    training calls this to score or cluster its own features mid-run.
+    """
     if flip_merge not in ("concat", "sum", "none"):
         raise ValueError(f"flip_merge must be concat, sum or none, not {flip_merge!r}")
     names = list(layers) or [OUTPUT]
@@ -124,15 +130,19 @@ def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
         captured[OUTPUT] = model(x).flatten(1)
         return {name: captured[name].float().cpu() for name in names}
 
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     out: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    was_training = model.training
+    model.eval()
     try:
-        for start in range(0, len(images), batch_size):
-            x = models.to_input(images[start:start + batch_size], device)
+        for start in range(0, len(rows), batch_size):
+            x = models.to_input(images[rows[start:start + batch_size]], device)
             plain = forward(x)
             mirrored = forward(x.flip(3)) if flip_merge != "none" else plain
             for name in names:
                 out[name].append(_merge(plain[name], mirrored[name], flip_merge))
     finally:
+        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return {name: torch.cat(parts).numpy() for name, parts in out.items()}

@@ -53,8 +53,8 @@ class IdentVerifLoss(nn.Module):
 class LayerwiseIdentVerifLoss(nn.Module):
     """Sum of one ``IdentVerifLoss`` per supervised layer, each with its own classifier.
 
-    ``layerwise`` is not used here: the trainer passes it to ``model.supervised``, which decides
-    whether FC-1..FC-3 send gradients into the convolutions.
+    ``layerwise`` is read by the net (``model.supervised``): it decides whether FC-1..FC-3 send
+    gradients into the convolutions.
     """
 
     def __init__(self, dims: Sequence[int], num_classes: int, verification_weight: float = 0.05,
@@ -64,6 +64,12 @@ class LayerwiseIdentVerifLoss(nn.Module):
         self.layers = nn.ModuleList(
             IdentVerifLoss(d, num_classes, verification_weight, margin, bias) for d in self.dims)
         self.layerwise = layerwise
+
+    def forward_from(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor
+                     ) -> torch.Tensor:
+        """The loss of a batch of images ``x``: the trainer's hook for a loss that supervises
+        the net's feature layers, not only its output."""
+        return self(model.supervised(x, self.layerwise), labels)
 
     def forward(self, layers: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         if len(layers) != len(self.dims):

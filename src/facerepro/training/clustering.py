@@ -12,38 +12,35 @@ own :class:`~facerepro.training.samplers.ClusterSampler`; the training targets a
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import numpy as np
-import torch
 from torch import nn
 
-from facerepro import models
 from facerepro.spherical_kmeans import cluster_per_class
 from facerepro.training import samplers
 
-
-@torch.no_grad()
-def embed(model: nn.Module, images: np.ndarray, positions: np.ndarray, dev: torch.device,
-          batch: int = 256) -> np.ndarray:
-    """The net's output for the shard rows ``positions`` (original faces, eval mode)."""
-    was_training = model.training
-    model.eval()
-    out = [model(models.to_input(images[positions[i:i + batch]], dev)).float().cpu()
-           for i in range(0, len(positions), batch)]
-    model.train(was_training)
-    return torch.cat(out).numpy()
+log = logging.getLogger(__name__)
 
 
 class ClusterBatches:
-    """The sampler of a CLMLE run: one cluster sampler per task, batches in task order."""
+    """The sampler of a CLMLE run: one cluster sampler per task, batches in task order.
+
+    It hands the trainer its own ``targets`` and is refreshed after every step
+    (:meth:`refresh`), so the trainer draws its batches in step rather than ahead.
+    """
 
     def __init__(self, classes: np.ndarray, batch_size: int, seed: int, size: int,
-                 **sampler_options: object) -> None:
-        """``classes``: (n,) identities or (n, T) classes of T tasks, as integers."""
+                 every: int, **sampler_options: object) -> None:
+        """``classes``: (n,) identities or (n, T) classes of T tasks, as integers; ``size``:
+        images per cluster; ``every``: re-cluster every this many steps."""
         classes = np.asarray(classes)
         classes = classes[:, None] if classes.ndim == 1 else classes
-        self.size, self.seed = size, seed
-        self.tasks = [samplers.build("cluster", classes[:, t], batch_size, seed + t,
-                                     **sampler_options) for t in range(classes.shape[1])]
+        self.size, self.every, self.seed = size, every, seed
+        self.tasks = [samplers.cluster_sampler(classes[:, t], batch_size, seed + t,
+                                               **sampler_options)
+                      for t in range(classes.shape[1])]
         self.targets = np.zeros((*classes.shape, 2), np.int64)
         self.targets[..., 0] = classes
         self.batches = 0
@@ -58,6 +55,19 @@ class ClusterBatches:
                                          self.targets[:, t, 0], self.size, seed)
             sampler.set_clusters(clusters)
             self.targets[:, t, 1] = clusters.assignment
+
+    def refresh(self, features: Callable[[], np.ndarray], step: int, loss: nn.Module) -> None:
+        """Before a fresh run's first step (``step`` 0): cluster on the starting net's
+        features. After every step: cache the step's cluster losses (the next query), and
+        re-cluster every ``every`` steps, the last step too: a run extended later resumes from
+        that clustering."""
+        if step == 0:
+            self.recluster(features(), 0)
+            return
+        self.record(loss.cluster_losses)
+        if step % self.every == 0:
+            self.recluster(features(), step // self.every)
+            log.info("step %d re-clustered on the latest features", step)
 
     def record(self, cluster_losses: list) -> None:
         """Each task's per-cluster losses of the last batch (the query clusters' cache)."""

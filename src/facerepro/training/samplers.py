@@ -54,7 +54,15 @@ class ShuffleSampler:
 
 
 class Sampler(Protocol):
-    """What the trainer needs from a sampler."""
+    """What the trainer needs from a sampler.
+
+    Two optional members let a sampler follow the training (CLMLE's cluster batches): a
+    ``targets`` array, which the trainer trains on instead of the labels it gave (the sampler
+    may update it in place), and ``refresh(features, step, loss)``, called before a fresh run's
+    first step (step 0) and after every step with a callable that embeds the training rows
+    with the current net and the loss module of that step. A sampler with ``refresh`` is drawn
+    from in step, never ahead, and checkpointed from its own state.
+    """
 
     def next_batch(self) -> np.ndarray: ...
 
@@ -371,8 +379,18 @@ def _identity(labels: np.ndarray, batch_size: int, seed: int, images_per_identit
 
 
 @SAMPLERS.register("cluster")
-def _cluster(labels: np.ndarray, batch_size: int, seed: int, clusters_per_batch: int = 12,
-             samples_per_cluster: int = 20, query: str = "hardest") -> ClusterSampler:
+def _cluster_batches(labels: np.ndarray, batch_size: int, seed: int, size: int, every: int,
+                     **options: Any) -> Sampler:
+    # Imported here: CLMLE's batches are built from this module's cluster samplers.
+    from facerepro.training.clustering import ClusterBatches
+
+    return ClusterBatches(labels, batch_size, seed, size, every, **options)
+
+
+def cluster_sampler(labels: np.ndarray, batch_size: int, seed: int, clusters_per_batch: int = 12,
+                    samples_per_cluster: int = 20, query: str = "hardest") -> ClusterSampler:
+    """One task's cluster sampler; the ``cluster`` sampler of a run is
+    :class:`~facerepro.training.clustering.ClusterBatches`, one of these per task."""
     if clusters_per_batch * samples_per_cluster != batch_size:
         raise ValueError(f"batch_size {batch_size} must equal clusters_per_batch x "
                          f"samples_per_cluster ({clusters_per_batch} x {samples_per_cluster} "

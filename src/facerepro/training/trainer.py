@@ -29,16 +29,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from facerepro import losses, models
+from facerepro import features, losses, models
 from facerepro.align.shards import IMAGES, INDEX, read_shard
 from facerepro.atomic import write_json
 from facerepro.config import FITTED_METHODS, digest
 from facerepro.data.download import sha256_of
 from facerepro.data.imbalance import TRAIN, power_law_split
 from facerepro.data.protocols import HOLDOUT, attributes_of
-from facerepro.losses.ident_verif import LayerwiseIdentVerifLoss
 from facerepro.training import checkpoint, samplers
-from facerepro.training.clustering import ClusterBatches, embed
 from facerepro.training.loader import BatchLoader
 
 if TYPE_CHECKING:
@@ -115,15 +113,20 @@ def initialise(model: nn.Module, init_path: str | Path) -> None:
 
 
 class Objective(nn.Module):
-    """Net plus loss as one module, so DDP synchronises the loss's parameters too."""
+    """Net plus loss as one module, so DDP synchronises the loss's parameters too.
+
+    A loss that reads more of the net than its output (DeepID2+'s layer-wise supervision)
+    has ``forward_from(model, x, y)``; any other is called on the net's output.
+    """
 
     def __init__(self, model: nn.Module, loss: nn.Module) -> None:
         super().__init__()
         self.model, self.loss = model, loss
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.loss, LayerwiseIdentVerifLoss):
-            return self.loss(self.model.supervised(x, self.loss.layerwise), y)
+        forward_from = getattr(self.loss, "forward_from", None)
+        if forward_from is not None:
+            return forward_from(self.model, x, y)
         return self.loss(self.model(x), y)
 
 
@@ -240,14 +243,11 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     objective = Objective(model, loss_fn)
     optimizer = build_optimizer(run, list(objective.parameters()))
     schedule = build_schedule(run, optimizer)
-    clusters = None
-    if run["sampler"] == "cluster":
-        sampler = clusters = ClusterBatches(labels, run["batch_size"], run["seed"],
-                                            run["clustering"]["size"], **run["sampler_options"])
-        labels = clusters.targets       # (class, cluster) per task, updated at re-clustering
-    else:
-        sampler = samplers.build(run["sampler"], labels, run["batch_size"], run["seed"],
-                                 **run["sampler_options"])
+    # CLMLE's clustering settings sit in a block of their own in the run; its sampler takes them.
+    sampler = samplers.build(run["sampler"], labels, run["batch_size"], run["seed"],
+                             **run["sampler_options"], **run.get("clustering", {}))
+    labels = getattr(sampler, "targets", labels)
+    refresh = getattr(sampler, "refresh", None)       # see samplers.Sampler
     if world > 1:
         _check_share(run, world)
     step = 0
@@ -272,8 +272,12 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     elif rank == 0:
         # a fresh run must not append to the series of the run it replaces
         shutil.rmtree(checkpoint_dir.parent / LIVE_DIR, ignore_errors=True)
-    if clusters is not None and state is None:
-        clusters.recluster(embed(model, images, positions, dev), 0)
+    def training_features() -> np.ndarray:
+        return features.embed(model, images, flip_merge="none", device=dev,
+                              rows=positions)[features.OUTPUT]
+
+    if refresh is not None and state is None:
+        refresh(training_features, 0, loss_fn)
 
     if run["channels_last"]:
         model.to(memory_format=torch.channels_last)
@@ -287,11 +291,11 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
            if run["amp"] and dev.type == "cuda" else nullcontext())
 
     live = _live(checkpoint_dir, run) if rank == 0 else None
-    # Cluster batches depend on the losses of the batch before (the query cluster) and on the
-    # latest clustering, so they are drawn in step, not ahead on the loader's thread.
+    # A refreshed sampler's next batch depends on the step before, so it is drawn in step,
+    # not ahead on the loader's thread.
     loader = BatchLoader(images, positions, labels, sampler, step, run["iterations"],
                          run["flip"], run["seed"], rank, world,
-                         prefetch=0 if clusters is not None else 2)
+                         prefetch=0 if refresh is not None else 2)
     final_loss: float | None = None
     window_start, window_images, compute_s = time.perf_counter(), 0, 0.0
     objective.train()
@@ -316,13 +320,8 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
             schedule.step()
         window.append(loss.item())
         step = batch.step + 1
-        if clusters is not None:
-            clusters.record(loss_fn.cluster_losses)
-            # Also at the last step: a run extended later resumes from this clustering.
-            if step % run["clustering"]["every"] == 0:
-                clusters.recluster(embed(model, images, positions, dev),
-                                   step // run["clustering"]["every"])
-                log.info("step %d re-clustered on the latest features", step)
+        if refresh is not None:
+            refresh(training_features, step, loss_fn)
         compute_s += time.perf_counter() - tick
         window_images += len(batch.y) * world
         full_window = step % run["log_every"] == 0
@@ -350,8 +349,8 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
             checkpoint.save(checkpoint_dir, {
                 "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
-                # A cluster sampler also holds this step's losses and any new clustering.
-                "sampler": sampler.state_dict() if clusters is not None else batch.sampler_state,
+                # A refreshed sampler also holds what this step changed in it.
+                "sampler": sampler.state_dict() if refresh is not None else batch.sampler_state,
                 "rng": _rng_state(dev), "step": step, "window": list(window),
                 "fingerprint": fingerprint})
     if live is not None:
@@ -434,12 +433,9 @@ def holdout_auc(model: nn.Module, images: np.ndarray, held: pd.DataFrame, dev: t
     truth = identity[pair_rows[:, 0]] == identity[pair_rows[:, 1]]
     wanted, where = np.unique(pair_rows, return_inverse=True)
     shard_rows = held.index.to_numpy()[wanted]
-    was_training = model.training
-    model.eval()
-    feats = torch.cat([model(models.to_input(images[shard_rows[i:i + 256]], dev)).float().cpu()
-                       for i in range(0, len(shard_rows), 256)])
-    model.train(was_training)
-    feats = torch.nn.functional.normalize(feats, dim=1).numpy()
+    feats = features.embed(model, images, flip_merge="none", device=dev,
+                           rows=shard_rows)[features.OUTPUT]
+    feats = torch.nn.functional.normalize(torch.from_numpy(feats), dim=1).numpy()
     where = where.reshape(pair_rows.shape)
     scores = (feats[where[:, 0]] * feats[where[:, 1]]).sum(1)
     return float(roc_auc_score(truth, scores))
