@@ -1,11 +1,15 @@
 import copy
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
+from facerepro import losses
 from facerepro.config import FITTED_METHODS, ConfigError, evaluations, load, validate
 from facerepro.evaluation.protocol import protocol_views
 
@@ -178,11 +182,53 @@ def test_each_method_gets_its_papers_defaults():
 
 @pytest.mark.parametrize(("method", "options"), [
     ("a_softmax", {"m": 5}), ("softmax", {"m": 4}), ("triplet", {"negatives": "easy"}),
+    ("clmle", {"a1": 1.5}), ("softmax_center", {"center_alpha": 0}),
     ("pixels_pca", {"bias": True})])
 def test_loss_options_are_checked_per_method(method, options):
     config = _raw()
     config["runs"]["softmax"].update(method=method, loss_options=options)
     with pytest.raises(ConfigError, match="runs.softmax.loss_options"):
+        validate(config)
+
+
+# A net each loss method can train.
+NETS = {"ident_verif": "deepid2plus", "pair_logistic": "compact",
+        "attribute_softmax": "deepid2_attributes", "triplet": "facenet_nn2"}
+
+
+def _loss_settings(module: torch.nn.Module) -> list[dict]:
+    """Every scalar setting and buffer of a loss and its parts (its hyper-parameters)."""
+    return [{"attributes": {k: v for k, v in vars(part).items()
+                            if isinstance(v, bool | int | float | str | tuple)},
+             "buffers": {k: b.tolist() for k, b in part.named_buffers(recurse=False)}}
+            for part in module.modules()]
+
+
+@pytest.mark.parametrize("method", sorted(losses.OPTIONS))
+def test_loss_option_defaults_are_those_of_the_options_dataclass_and_the_loss(method):
+    from facerepro.config import default_run
+
+    run = default_run(method=method, net=NETS.get(method, "sphere4"), train="synth/casia")
+    assert run["loss_options"] == dataclasses.asdict(losses.OPTIONS[method]())
+    # the loss's constructor defaults are the same values
+    labels = np.array([[0, 1], [1, 1], [1, 0]]) if run["labels"] == "attributes" \
+        else np.array([0, 1, 2, 1])
+    settings = [_loss_settings(losses.build(method, 8, labels, options, supervised_layers=2))
+                for options in ({}, run["loss_options"])]
+    assert settings[0] == settings[1]
+
+
+def test_every_loss_method_has_options():
+    assert set(losses.OPTIONS) == set(losses.LOSSES)
+
+
+@pytest.mark.parametrize("method", sorted(losses.OPTIONS))
+def test_an_unknown_loss_option_is_named(method):
+    config = _raw()
+    config["runs"]["softmax"] = {"method": method, "net": NETS.get(method, "sphere4"),
+                                 "train": "synth/casia", "loss_options": {"margn": 0.3}}
+    with pytest.raises(ConfigError, match=r"runs\.softmax\.loss_options: .*'margn' was "
+                                          r"unexpected"):
         validate(config)
 
 

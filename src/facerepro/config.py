@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from facerepro import losses
 from facerepro.data.registry import parts_of
 from facerepro.data.synth import SynthConfig
 
@@ -49,29 +51,41 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
 def dataclass_schema(cls: type) -> dict:
-    """JSON schema of a frozen config dataclass: its fields, types and defaults, nothing else.
+    """JSON schema of a frozen config dataclass: its fields, their annotated types, defaults,
+    and the JSON-schema keywords in a field's metadata (a loss option's range), nothing else.
 
-    The SynthFaces generator owns its settings; deriving the schema from them keeps one source
-    of truth for names and defaults. Value ranges are checked by the dataclass itself.
+    The SynthFaces generator and each loss own their settings; deriving the schema from them
+    keeps one source of truth for names and defaults. SynthFaces value ranges are checked by
+    the dataclass itself.
     """
     types = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    hints = typing.get_type_hints(cls)
     defaults = cls()
     properties = {}
     for f in dataclasses.fields(cls):
-        value = getattr(defaults, f.name)
-        if dataclasses.is_dataclass(value):
-            properties[f.name] = {**dataclass_schema(type(value)), "default": {}}
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            properties[f.name] = {**dataclass_schema(kind), "default": {}}
         else:
-            properties[f.name] = {"type": types[type(value)], "default": value}
+            properties[f.name] = {"type": types[kind], "default": getattr(defaults, f.name),
+                                  **f.metadata}
     return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    """The config schema of ``path``, completed from the dataclasses that own their settings:
+    the SynthFaces generator's, and each method's ``loss_options`` (``losses.OPTIONS``)."""
     with open(path) as fh:
         schema = yaml.safe_load(fh)
     synth = dataclass_schema(SynthConfig)
     synth["properties"]["kind"] = {"const": "synthfaces"}
     schema["$defs"]["synthfaces"] = {**schema["$defs"]["synthfaces"], **synth}
+    # `default: {}` in the branch itself: allOf is applied before the run's `properties`, so
+    # the branch must create loss_options to fill the option defaults into.
+    schema["$defs"]["run"]["allOf"] += [
+        {"if": {"properties": {"method": {"const": method}}},
+         "then": {"properties": {"loss_options": {**dataclass_schema(options), "default": {}}}}}
+        for method, options in losses.OPTIONS.items()]
     return schema
 
 

@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from facerepro.losses.options import option
 
 ALLOWED_M = (1, 2, 3, 4)
 
@@ -75,6 +78,22 @@ def psi(cos_theta: torch.Tensor, m: int) -> torch.Tensor:
     return sign * cos_multiple_angle(c, m) - 2 * k
 
 
+@dataclass(frozen=True)
+class MarginOptions:
+    """A-Softmax's and L-Softmax's options; the lambda schedule is the released code's."""
+
+    # SphereFace Eq. 6-7; m = 4 is its main model (Tables 3-4).
+    m: int = option(4, "Angular margin; m = 1 with a_softmax is the modified softmax.",
+                    enum=list(ALLOWED_M))
+    anneal: bool = option(True, "lambda annealing of the target logit (released code)")
+    # Integers as the schema always wrote them: the defaults enter every run's digest
+    # (facerepro.config.digest), in which 1000 and 1000.0 differ.
+    lambda_base: float = option(1000, minimum=0)
+    lambda_gamma: float = option(0.12, minimum=0)
+    lambda_power: float = option(1, minimum=0)
+    lambda_min: float = option(5, minimum=0)
+
+
 class MultiplicativeMarginLoss(nn.Module):
     """Shared body of A-Softmax and L-Softmax: target logit ||W_y|| ||x|| psi(theta_y).
 
@@ -89,12 +108,12 @@ class MultiplicativeMarginLoss(nn.Module):
         self,
         embedding_dim: int,
         num_classes: int,
-        m: int = 4,
-        anneal: bool = True,
-        lambda_base: float = 1000.0,
-        lambda_gamma: float = 0.12,
-        lambda_power: float = 1.0,
-        lambda_min: float = 5.0,
+        m: int = MarginOptions.m,
+        anneal: bool = MarginOptions.anneal,
+        lambda_base: float = MarginOptions.lambda_base,
+        lambda_gamma: float = MarginOptions.lambda_gamma,
+        lambda_power: float = MarginOptions.lambda_power,
+        lambda_min: float = MarginOptions.lambda_min,
     ) -> None:
         super().__init__()
         self.m = _check_m(m)

@@ -14,15 +14,26 @@ weigh the same in expectation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from facerepro.losses.options import option
+
+
+@dataclass(frozen=True)
+class AttributeSoftmaxOptions:
+    cost_sensitive: bool = option(
+        True, "Weight each attribute's two classes by their inverse frequency in the training "
+        "set (CLMLE Table 5 \"cost-sensitive\"); false = plain softmax.")
+
 
 class AttributeSoftmaxLoss(nn.Module):
     def __init__(self, embedding_dim: int, positives: np.ndarray, total: int,
-                 cost_sensitive: bool = True) -> None:
+                 cost_sensitive: bool = AttributeSoftmaxOptions.cost_sensitive) -> None:
         """``positives``: (A,) training faces with each attribute; ``total``: all of them."""
         super().__init__()
         positives = np.asarray(positives, dtype=np.float64)

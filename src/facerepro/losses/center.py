@@ -15,10 +15,22 @@ delta_c_j`` (Algorithm 1), after the loss was computed with the old ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from facerepro.losses.softmax import SoftmaxLoss
+from facerepro.losses.options import option
+from facerepro.losses.softmax import SoftmaxLoss, SoftmaxOptions
+
+
+@dataclass(frozen=True)
+class CenterOptions(SoftmaxOptions):
+    # Eq. 5 and Algorithm 1, with Wen et al.'s face-recognition values.
+    center_weight: float = option(0.003, "lambda of softmax + lambda L_C (Wen et al. 2016)",
+                                  minimum=0)
+    center_alpha: float = option(0.5, "Centre update rate alpha.", exclusiveMinimum=0,
+                                 maximum=1)
 
 
 class CenterLoss(nn.Module):
@@ -26,8 +38,10 @@ class CenterLoss(nn.Module):
 
     centers: torch.Tensor
 
-    def __init__(self, embedding_dim: int, num_classes: int, center_weight: float = 0.003,
-                 center_alpha: float = 0.5, bias: bool = True) -> None:
+    def __init__(self, embedding_dim: int, num_classes: int,
+                 center_weight: float = CenterOptions.center_weight,
+                 center_alpha: float = CenterOptions.center_alpha,
+                 bias: bool = CenterOptions.bias) -> None:
         super().__init__()
         self.identification = SoftmaxLoss(embedding_dim, num_classes, bias)
         self.center_weight, self.center_alpha = center_weight, center_alpha

@@ -34,11 +34,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from facerepro.losses.options import option
+
+
+@dataclass(frozen=True)
+class CLMLEOptions:
+    a1: float = option(
+        0.5, "Margin between classes as a fraction of its bound 1 - cos(2 pi / C) (Eq. 9; the "
+        "paper grid-searches 0 .. bound and gives no value).", paper_value=False, minimum=0,
+        maximum=1)
+    a2: float = option(
+        0.5, "Margin between the clusters of one class as a fraction of its bound "
+        "1 - cos(2 pi L_c / L), per class c (Eq. 9; grid-searched in the paper).",
+        paper_value=False, minimum=0, maximum=1)
+    cost_sensitive: bool = option(True, "Weight each sample by the inverse frequency of its "
+                                  "class in the batch (Table 7 ablation = false).")
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -70,7 +87,8 @@ class CLMLELoss(nn.Module):
     margin_within: torch.Tensor
 
     def __init__(self, num_classes: int, class_sizes: Sequence[int] | np.ndarray,
-                 a1: float = 0.5, a2: float = 0.5, cost_sensitive: bool = True) -> None:
+                 a1: float = CLMLEOptions.a1, a2: float = CLMLEOptions.a2,
+                 cost_sensitive: bool = CLMLEOptions.cost_sensitive) -> None:
         super().__init__()
         _check_fraction("a1", a1)
         _check_fraction("a2", a2)
@@ -152,8 +170,9 @@ class MultiTaskCLMLELoss(nn.Module):
     margin_between: torch.Tensor
     margin_within: torch.Tensor
 
-    def __init__(self, labels: np.ndarray, a1: float = 0.5, a2: float = 0.5,
-                 cost_sensitive: bool = True) -> None:
+    def __init__(self, labels: np.ndarray, a1: float = CLMLEOptions.a1,
+                 a2: float = CLMLEOptions.a2,
+                 cost_sensitive: bool = CLMLEOptions.cost_sensitive) -> None:
         super().__init__()
         _check_fraction("a1", a1)
         _check_fraction("a2", a2)

@@ -19,19 +19,40 @@ each with its own identity classifier:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from facerepro.losses.contrastive import ContrastiveLoss
-from facerepro.losses.softmax import SoftmaxLoss
+from facerepro.losses.options import option
+from facerepro.losses.softmax import SoftmaxLoss, SoftmaxOptions
+
+
+@dataclass(frozen=True)
+class IdentVerifOptions(SoftmaxOptions):
+    # DeepID2 Eq. 3, with the lambda DeepID2 trained with.
+    verification_weight: float = option(0.05, "lambda of Ident + lambda Verif (DeepID2)",
+                                        minimum=0)
+    margin: float = option(1.0, "Contrastive margin m on the L2 distance.", paper_value=False,
+                           exclusiveMinimum=0)
+
+
+@dataclass(frozen=True)
+class LayerwiseIdentVerifOptions(IdentVerifOptions):
+    layerwise: bool = option(
+        True, "Supervise every FC-n (DeepID2+); false = only FC-4's gradients reach the "
+        "convolutions (Fig. 3 \"no layer-wise supervision\"; FC-1..3 still learn on detached "
+        "maps, so every layer can be read out).")
 
 
 class IdentVerifLoss(nn.Module):
     """Softmax identification plus ``verification_weight`` x contrastive verification."""
 
-    def __init__(self, embedding_dim: int, num_classes: int, verification_weight: float = 0.05,
-                 margin: float = 1.0, bias: bool = True) -> None:
+    def __init__(self, embedding_dim: int, num_classes: int,
+                 verification_weight: float = IdentVerifOptions.verification_weight,
+                 margin: float = IdentVerifOptions.margin,
+                 bias: bool = IdentVerifOptions.bias) -> None:
         super().__init__()
         self.identification = SoftmaxLoss(embedding_dim, num_classes, bias=bias)
         self.verification = ContrastiveLoss(margin)
@@ -57,8 +78,10 @@ class LayerwiseIdentVerifLoss(nn.Module):
     gradients into the convolutions.
     """
 
-    def __init__(self, dims: Sequence[int], num_classes: int, verification_weight: float = 0.05,
-                 margin: float = 1.0, bias: bool = True, layerwise: bool = True) -> None:
+    def __init__(self, dims: Sequence[int], num_classes: int,
+                 verification_weight: float = IdentVerifOptions.verification_weight,
+                 margin: float = IdentVerifOptions.margin, bias: bool = IdentVerifOptions.bias,
+                 layerwise: bool = LayerwiseIdentVerifOptions.layerwise) -> None:
         super().__init__()
         self.dims = tuple(dims)
         self.layers = nn.ModuleList(

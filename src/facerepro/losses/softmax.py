@@ -8,15 +8,25 @@ step C ("remove biases") of the SphereFace Table 6 ablation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from facerepro.losses.options import option
+
+
+@dataclass(frozen=True)
+class SoftmaxOptions:
+    bias: bool = option(True, "Classifier bias (SphereFace Table 6 step C removes it).")
 
 
 class SoftmaxLoss(nn.Module):
     """Linear classifier over training identities plus cross-entropy."""
 
-    def __init__(self, embedding_dim: int, num_classes: int, bias: bool = True) -> None:
+    def __init__(self, embedding_dim: int, num_classes: int,
+                 bias: bool = SoftmaxOptions.bias) -> None:
         super().__init__()
         self.classifier = nn.Linear(embedding_dim, num_classes, bias=bias)
 

@@ -22,11 +22,25 @@ triplets mining happens to find.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from facerepro.losses.options import option
+
 NEGATIVES = ("semihard", "hardest", "vgg")
+
+
+@dataclass(frozen=True)
+class TripletOptions:
+    # alpha of FaceNet Eq. 1-2, 0.2 in the paper.
+    margin: float = option(0.2, "alpha.", exclusiveMinimum=0)
+    negatives: str = option(
+        "semihard", "semihard (FaceNet: the closest negative farther than the positive); "
+        "hardest (collapses early, as FaceNet warns); vgg (a random margin violator, VGG-Face).",
+        enum=list(NEGATIVES))
 
 
 def _check_negatives(negatives: str) -> None:
@@ -47,8 +61,10 @@ def _squared_distances(x: torch.Tensor) -> torch.Tensor:
     return (sq[:, None] + sq[None, :] - 2 * x @ x.T).clamp_min(0)
 
 
-def mine_triplets(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.2,
-                  negatives: str = "semihard", generator: torch.Generator | None = None,
+def mine_triplets(embeddings: torch.Tensor, labels: torch.Tensor,
+                  margin: float = TripletOptions.margin,
+                  negatives: str = TripletOptions.negatives,
+                  generator: torch.Generator | None = None,
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row indices ``(anchor, positive, negative)`` of the mined triplets.
 
@@ -95,7 +111,7 @@ def mine_triplets(embeddings: torch.Tensor, labels: torch.Tensor, margin: float 
 
 
 def triplet_loss(embeddings: torch.Tensor, anchor: torch.Tensor, positive: torch.Tensor,
-                 negative: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+                 negative: torch.Tensor, margin: float = TripletOptions.margin) -> torch.Tensor:
     """Eq. 2 summed over the given triplets, with gradient to ``embeddings``."""
     x = F.normalize(embeddings, dim=1)
     # Differences rather than the 2 - 2 cos expansion: exact, and the gradient is that of Eq. 2.
@@ -107,7 +123,8 @@ def triplet_loss(embeddings: torch.Tensor, anchor: torch.Tensor, positive: torch
 class TripletLoss(nn.Module):
     """Eq. 2 over mined triplets, divided by the number of anchor-positive pairs."""
 
-    def __init__(self, margin: float = 0.2, negatives: str = "semihard") -> None:
+    def __init__(self, margin: float = TripletOptions.margin,
+                 negatives: str = TripletOptions.negatives) -> None:
         super().__init__()
         _check_negatives(negatives)
         self.margin, self.negatives = margin, negatives
