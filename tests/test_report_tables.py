@@ -49,7 +49,13 @@ def test_order_claims_on_a_lower_is_better_column():
     ("best", {"a": 2.0, "b": 3.0, "c": 1.0}, NOT_HELD),
     ("worst", {"a": 1.0, "b": 2.0, "c": 3.0}, HELD),
     ("worst", {"a": 2.5, "b": 2.0, "c": 3.0}, NOT_HELD),
-    ("best", {"a": 3.0, "b": None, "c": None}, NOT_RUN)])
+    ("best", {"a": 3.0, "b": None, "c": None}, NOT_RUN),
+    ("worst", {"a": 1.0, "b": None, "c": 3.0}, NOT_RUN),
+    # a tie is never held: a shares the top (or bottom) with b, or every row is equal
+    ("best", {"a": 3.0, "b": 3.0, "c": 1.0}, NOT_HELD),
+    ("worst", {"a": 1.0, "b": 1.0, "c": 3.0}, NOT_HELD),
+    ("best", {"a": 2.0, "b": 2.0, "c": 2.0}, NOT_HELD),
+    ("worst", {"a": 2.0, "b": 2.0, "c": 2.0}, NOT_HELD)])
 def test_best_and_worst_claims(kind, values, status):
     assert check_claim({"text": "t", kind: "a"}, [ACC], _rows(values))["status"] == status
 
@@ -57,6 +63,8 @@ def test_best_and_worst_claims(kind, values, status):
 def test_at_least_claim_and_unknown_rows():
     claim = {"text": "no collapse", "at_least": {"row": "a", "value": 60}}
     assert check_claim(claim, [ACC], _rows({"a": 61.0}))["status"] == HELD
+    assert check_claim(claim, [ACC], _rows({"a": 60.0}))["status"] == HELD    # "at least"
+    assert check_claim(claim, [ACC], _rows({"a": None}))["status"] == NOT_RUN
     assert check_claim(claim, [ACC], _rows({"a": 59.0}))["status"] == NOT_HELD
     with pytest.raises(ValueError, match="lacks"):
         check_claim({"text": "t", "order": ["a", "zz"]}, [ACC], _rows({"a": 1.0}))
@@ -73,7 +81,9 @@ def test_within_claim(value, status):
     ({"fc1": 0.30, "fc2": 0.10, "fc3": 0.20, "lbp": 0.50}, HELD),    # lbp is not ranked
     ({"fc1": 0.30, "fc2": 0.40, "fc3": 0.20, "lbp": 0.50}, NOT_HELD),
     ({"fc1": 0.30, "fc2": 0.10, "fc3": None, "lbp": 0.50}, NOT_RUN),
-    ({"fc1": 0.30, "fc2": 0.10, "fc3": 0.20, "lbp": None}, HELD)])
+    ({"fc1": 0.30, "fc2": 0.10, "fc3": 0.20, "lbp": None}, HELD),
+    ({"fc1": 0.30, "fc2": 0.30, "fc3": 0.20, "lbp": 0.50}, NOT_HELD),   # tied for the worst
+    ({"fc1": 0.30, "fc2": 0.30, "fc3": 0.30, "lbp": 0.50}, NOT_HELD)])
 def test_best_and_worst_among_some_rows(values, status):
     drop = {**AFS, "label": "mean drop"}     # lower is better: the worst falls the most
     claim = {"text": "FC-1 degrades fastest", "worst": "fc1", "among": ["fc1", "fc2", "fc3"]}

@@ -154,6 +154,33 @@ def test_checkpoint_of_other_data_is_not_resumed(shard, tmp_path):
     assert_same_weights(tmp_path / "b.pt", tmp_path / "c.pt")
 
 
+def test_init_from_starts_training_from_the_source_weights(shard, tmp_path, monkeypatch):
+    from facerepro.training.trainer import Objective
+
+    torch.set_num_threads(1)
+    train("src", RUN, shard, tmp_path / "src.pt", tmp_path / "src.json", tmp_path / "cs", "cpu")
+    first_forward: list[dict] = []
+    forward = Objective.forward
+
+    def spy(self, x, y):
+        if not first_forward:
+            first_forward.append({k: v.clone() for k, v in self.model.state_dict().items()})
+        return forward(self, x, y)
+
+    monkeypatch.setattr(Objective, "forward", spy)
+    run = {**RUN, "iterations": 2, "seed": 7}
+    train("r", run, shard, tmp_path / "r.pt", tmp_path / "r.json", tmp_path / "cr", "cpu",
+          init_path=tmp_path / "src.pt")
+    source = _weights(tmp_path / "src.pt")
+    assert_same_weights_of(first_forward[0], source)
+    # without the copy, the first forward would see the run's own initialisation instead
+    torch.manual_seed(run["seed"])
+    own = models.build(run["net"], (24, 20), run["embedding_dim"]).state_dict()
+    assert any(not torch.equal(own[k], source[k]) for k in source)
+    # and the two steps then trained on from there
+    assert any(not torch.equal(v, source[k]) for k, v in _weights(tmp_path / "r.pt").items())
+
+
 def _train_in_subprocess(run, shard, out):
     code = ("import json, sys, torch\n"
             "torch.set_num_threads(1)\n"

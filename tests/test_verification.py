@@ -38,6 +38,21 @@ def test_threshold_never_splits_equal_scores():
     assert acc == pytest.approx(2 / 3) and threshold == -np.inf
 
 
+def test_threshold_on_tied_hamming_scores_is_one_that_exists():
+    # Codes 2, 1, 1 and 0 bits apart: scores -2, -1, -1, 0; the two pairs at -1 are one
+    # different and one same person. Cutting between them would give 4/4, but no threshold
+    # separates equal scores: t = -1 calls both "same". The best real cuts, at -1.5 and at
+    # -0.5, get 3/4; the lower one is taken.
+    a = np.array([[1, 1], [1, 1], [1, 1], [1, 1]])
+    b = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]])
+    scores = hamming(a, b)
+    np.testing.assert_array_equal(scores, [-2, -1, -1, 0])
+    same = np.array([False, False, True, True])
+    threshold, acc = best_threshold(scores, same)
+    assert (threshold, acc) == (-1.5, 0.75)
+    assert np.mean((scores >= threshold) == same) == acc
+
+
 def test_k_fold_uses_only_training_folds():
     # Folds 0 and 1 say "same above 0.5"; fold 2 is inverted. Its threshold (0.5) comes from
     # folds 0 and 1 alone, so both of its pairs are called wrong.

@@ -114,9 +114,13 @@ def triplet_loss(embeddings: torch.Tensor, anchor: torch.Tensor, positive: torch
                  negative: torch.Tensor, margin: float = TripletOptions.margin) -> torch.Tensor:
     """Eq. 2 summed over the given triplets, with gradient to ``embeddings``."""
     x = F.normalize(embeddings, dim=1)
+    # index_select, not x[anchor]: rows repeat across triplets, and the backward of indexing
+    # (index_put_ with accumulate) adds them with float atomics on several CPU threads, in an
+    # order that changes run to run; index_select's backward (index_add_) adds in index order.
+    a, p, n = (x.index_select(0, i) for i in (anchor, positive, negative))
     # Differences rather than the 2 - 2 cos expansion: exact, and the gradient is that of Eq. 2.
-    d_ap = (x[anchor] - x[positive]).pow(2).sum(1)
-    d_an = (x[anchor] - x[negative]).pow(2).sum(1)
+    d_ap = (a - p).pow(2).sum(1)
+    d_an = (a - n).pow(2).sum(1)
     return (d_ap - d_an + margin).clamp_min(0).sum()
 
 

@@ -10,12 +10,15 @@ attribute).
 
 A claim is checked on the reproduced values of one column:
 
-- ``order: [a, b, c]``: a is better than b, b better than c (strictly);
+- ``order: [a, b, c]``: a is better than b, b better than c;
 - ``best: a`` / ``worst: a``: a is better / worse than every other row of the table, or than
   every row listed in ``among``;
-- ``at_least: {row: a, value: v}``: a reaches v;
+- ``at_least: {row: a, value: v}``: a reaches v (v itself included);
 - ``within: {row: a, low: u, high: v}``: u <= a <= v (the papers' "about half").
 
+Rows compared with rows must differ: a tie between them is never "held" (equal numbers put
+neither row ahead), for ``order``, ``best`` and ``worst`` alike. A value equal to an
+``at_least`` or ``within`` bound meets it, as the claims' words ("at least 60%") say.
 A claim whose rows have no reproduced value (the run is not in this config) is "not run",
 never "held".
 """
@@ -119,8 +122,9 @@ def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
     else:
         label = named[0]
         others = [k for k in among if k != label]
-        wants_best = "best" in claim
-        held = all(_better(value[label], value[k], column) == wants_best for k in others)
+        # (better, worse) pairs: for worst, every other row must be strictly better
+        ranked = [(label, k) if "best" in claim else (k, label) for k in others]
+        held = all(_better(value[a], value[b], column) for a, b in ranked)
         detail = f"{show(label)}; others: " + ", ".join(show(k) for k in others)
     return {"text": claim["text"], "status": HELD if held else NOT_HELD, "detail": detail}
 
