@@ -260,9 +260,10 @@ def train_in_child(run: dict, shard: Path, work: Path, device: str, kill_at: int
     the exit code."""
     if torchrun:
         try:
-            launch.torchrun(1, ["bench", run, str(shard), str(work / "model.pt"),
-                                str(work / "model.json"), str(work / "ckpt"), device,
-                                None, None])
+            launch.torchrun(1, {"run_name": "bench", "run": run, "shard_dir": shard,
+                                "model_path": work / "model.pt",
+                                "info_path": work / "model.json",
+                                "checkpoint_dir": work / "ckpt", "device": device})
         except subprocess.CalledProcessError as exc:
             return exc.returncode
         return 0

@@ -34,7 +34,7 @@ from facerepro.training import gpu, launch
 gpu.lease = functools.partial(gpu.lease, poll_s=0.02)   # waiting jobs retry fast (default 5 s)
 
 def hold(workers):
-    def record(*args):
+    def record(**kwargs):
         start = time.monotonic()
         time.sleep({hold_s})
         print(json.dumps({{"devices": os.environ["CUDA_VISIBLE_DEVICES"].split(","),
@@ -43,12 +43,12 @@ def hold(workers):
     return record
 
 launch.train = hold(1)
-launch.torchrun = lambda workers, args: hold(workers)(*args)
+launch.torchrun = lambda workers, kwargs: hold(workers)(**kwargs)
 Path({ready!r}).touch()
 while not Path({go!r}).exists():
     time.sleep(0.01)
-launch.run_job("job", {{"gpus": {gpus}}}, "shard", "model.pt", "model.json", "checkpoints",
-               device="cuda")
+launch.run_job(run_name="job", run={{"gpus": {gpus}}}, shard_dir="shard", model_path="model.pt",
+               info_path="model.json", checkpoint_dir="checkpoints", device="cuda")
 assert "CUDA_VISIBLE_DEVICES" not in os.environ
 """
 

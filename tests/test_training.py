@@ -225,8 +225,9 @@ def test_ddp_on_two_cpu_workers_matches_one_process(shard, tmp_path):
     one = tmp_path / "one"
     train("r", run, shard, one / "model.pt", one / "model.json", one / "ckpt", "cpu")
     two = tmp_path / "two"
-    torchrun(2, ["r", run, str(shard), str(two / "model.pt"), str(two / "model.json"),
-                 str(two / "ckpt"), "cpu"])
+    torchrun(2, {"run_name": "r", "run": run, "shard_dir": shard, "model_path": two / "model.pt",
+                 "info_path": two / "model.json", "checkpoint_dir": two / "ckpt",
+                 "device": "cpu"})
     info = json.loads((two / "model.json").read_text())
     assert info["world_size"] == 2 and info["steps"] == 6
     a, b = _weights(one / "model.pt"), _weights(two / "model.pt")

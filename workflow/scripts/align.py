@@ -8,9 +8,11 @@ from facerepro.align.transform import get_template
 from facerepro.runlog import to_file
 
 to_file(snakemake.log[0])
-template = get_template(snakemake.wildcards.template, snakemake.params.scale,
-                        snakemake.params.margin)
+template = get_template(snakemake.wildcards.template, scale=snakemake.params.scale,
+                        margin=snakemake.params.margin)
 out_dir = Path(snakemake.output.images).parent
-align_dataset(snakemake.params.root, pd.read_parquet(snakemake.input.manifest),
-              pd.read_parquet(snakemake.input.landmarks), template, out_dir, snakemake.threads)
-qa_figure(*read_shard(out_dir), template, snakemake.output.qa)
+align_dataset(root=snakemake.params.root, manifest=pd.read_parquet(snakemake.input.manifest),
+              landmarks=pd.read_parquet(snakemake.input.landmarks), template=template,
+              out_dir=out_dir, workers=snakemake.threads)
+images, index = read_shard(out_dir)
+qa_figure(images, index, template=template, dest=snakemake.output.qa)

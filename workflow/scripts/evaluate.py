@@ -2,7 +2,9 @@ from facerepro.evaluation.protocol import run_protocol
 from facerepro.runlog import to_file
 
 to_file(snakemake.log[0])
-run_protocol(snakemake.wildcards.run, snakemake.wildcards.protocol, snakemake.params.protocol,
-             snakemake.input.features, snakemake.params.root, snakemake.output[0],
-             snakemake.params.run, snakemake.input.get("jb_train"), snakemake.input.get("train"),
-             snakemake.params.train_root)
+params = snakemake.params
+run_protocol(run=snakemake.wildcards.run, name=snakemake.wildcards.protocol,
+             protocol=params.protocol, features_paths=snakemake.input.features,
+             dataset_root=params.root, dest=snakemake.output[0], run_config=params.run,
+             jb_train_path=snakemake.input.get("jb_train"),
+             train_path=snakemake.input.get("train"), train_root=params.train_root)

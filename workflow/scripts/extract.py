@@ -7,5 +7,6 @@ from facerepro.runlog import to_file
 to_file(snakemake.log[0])
 files = [Path(f) for f in snakemake.input]
 marker = Path(snakemake.output[0])
-extract([f for f in files if is_archive(f.name)], [f for f in files if not is_archive(f.name)],
-        marker.parent, marker)
+extract(archives=[f for f in files if is_archive(f.name)],
+        copies=[f for f in files if not is_archive(f.name)], target=marker.parent,
+        marker=marker)

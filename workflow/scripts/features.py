@@ -2,13 +2,15 @@ from pathlib import Path
 
 import torch
 
-from facerepro.features import View, extract
+from facerepro.features import extract
 from facerepro.runlog import to_file
 from facerepro.training.launch import leased_device
+from facerepro.views import View
 
 to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 with leased_device(snakemake.params.device) as device:
-    extract(snakemake.input.model, Path(snakemake.input.shard[0]).parent, snakemake.output[0],
-            view=View.parse(snakemake.wildcards.view), layers=snakemake.params.layers,
-            flip_merge=snakemake.params.flip_merge, device=device)
+    extract(model_path=snakemake.input.model, shard_dir=Path(snakemake.input.shard[0]).parent,
+            dest=snakemake.output[0], view=View.parse(snakemake.wildcards.view),
+            layers=snakemake.params.layers, flip_merge=snakemake.params.flip_merge,
+            device=device)

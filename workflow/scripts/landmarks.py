@@ -18,7 +18,8 @@ params = snakemake.params
 weights = Path(snakemake.input.weights[0]).parent if snakemake.input.weights else None
 # a GPU lease only where MTCNN runs (the rule's `resources: gpu` says the same)
 with leased_device(params.device if params.source == "mtcnn" else "cpu") as device:
-    table = landmarks.landmark_table(params.source, params.root, params.layout,
-                                     pd.read_parquet(snakemake.input.manifest), params.mtcnn,
-                                     weights, str(device), snakemake.threads)
-landmarks.save(table, snakemake.output[0])
+    table = landmarks.landmark_table(params.source, root=params.root, layout=params.layout,
+                                     manifest=pd.read_parquet(snakemake.input.manifest),
+                                     mtcnn=params.mtcnn, weights_dir=weights,
+                                     device=str(device), workers=snakemake.threads)
+landmarks.save(table, dest=snakemake.output[0])

@@ -5,5 +5,5 @@ from facerepro.runlog import to_file
 
 to_file(snakemake.log[0])
 spec = {k: v for k, v in snakemake.params.spec.items() if k != "kind"}
-write_mirror(Path(snakemake.output[0]).parent, SynthConfig.from_dict(spec),
+write_mirror(out_dir=Path(snakemake.output[0]).parent, cfg=SynthConfig.from_dict(spec),
              workers=snakemake.threads)

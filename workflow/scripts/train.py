@@ -7,6 +7,8 @@ from facerepro.training.launch import run_job
 
 to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-run_job(snakemake.wildcards.run, snakemake.params.run, Path(snakemake.input.images).parent,
-        snakemake.output.model, snakemake.output.info, snakemake.params.checkpoints,
-        snakemake.params.device, snakemake.params.root, snakemake.input.get("init"))
+params = snakemake.params
+run_job(run_name=snakemake.wildcards.run, run=params.run,
+        shard_dir=Path(snakemake.input.images).parent, model_path=snakemake.output.model,
+        info_path=snakemake.output.info, checkpoint_dir=params.checkpoints,
+        device=params.device, dataset_root=params.root, init_path=snakemake.input.get("init"))

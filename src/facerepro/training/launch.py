@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -40,28 +41,23 @@ def leased_device(device: str, gpus: int = 1) -> Iterator[torch.device]:
         yield resolve_device("cuda")
 
 
-DEVICE_ARG = 6      # where ``device`` sits among train()'s arguments
-
-
-def run_job(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Path,
-            info_path: str | Path, checkpoint_dir: str | Path, device: str = "auto",
-            dataset_root: str | Path | None = None, init_path: str | Path | None = None
-            ) -> None:
-    args = [run_name, run, str(shard_dir), str(model_path), str(info_path),
-            str(checkpoint_dir), device, dataset_root and str(dataset_root),
-            init_path and str(init_path)]
+def run_job(run: dict, device: str = "auto", **kwargs: Any) -> None:
+    """Train ``run`` on ``device`` under a GPU lease: on the CPU, one GPU, or its ``gpus`` under
+    DDP. ``kwargs`` are :func:`~facerepro.training.trainer.train`'s other keyword arguments."""
     with leased_device(device, run["gpus"]) as dev:
-        args[DEVICE_ARG] = dev.type          # resolved once, under the lease
+        kwargs = {**kwargs, "run": run, "device": dev.type}    # resolved once, under the lease
         if dev.type == "cuda" and run["gpus"] > 1:
-            torchrun(run["gpus"], args)
+            torchrun(run["gpus"], kwargs)
         else:
-            train(*args)
+            train(**kwargs)
 
 
-def torchrun(workers: int, args: list) -> None:
-    """Run :func:`main` in ``workers`` processes on this machine (``torchrun --standalone``)."""
+def torchrun(workers: int, kwargs: dict[str, Any]) -> None:
+    """Run :func:`main` in ``workers`` processes on this machine (``torchrun --standalone``),
+    each calling :func:`~facerepro.training.trainer.train` with the keyword arguments
+    ``kwargs`` (paths may be :class:`~pathlib.Path`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump(args, fh)
+        json.dump(kwargs, fh, default=str)
     try:
         subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                         f"--nproc_per_node={workers}", "-m", "facerepro.training.launch",
@@ -70,14 +66,14 @@ def torchrun(workers: int, args: list) -> None:
         os.unlink(fh.name)
 
 
-def main(args_file: str) -> None:
-    args = json.loads(Path(args_file).read_text())
-    cuda = resolve_device(args[DEVICE_ARG]).type == "cuda"
+def main(kwargs_file: str) -> None:
+    kwargs = json.loads(Path(kwargs_file).read_text())
+    cuda = resolve_device(kwargs["device"]).type == "cuda"
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     torch.distributed.init_process_group("nccl" if cuda else "gloo")
     try:
-        train(*args)
+        train(**kwargs)
     finally:
         torch.distributed.destroy_process_group()
 
