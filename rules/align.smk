@@ -1,5 +1,5 @@
 # Landmarks per dataset part (its own file or MTCNN), then one aligned shard per crop template.
-from facerepro.align.landmarks import source_for
+from facerepro.align.landmark_policy import source_for
 from facerepro.align.mtcnn_weights import NETS as MTCNN_NETS
 
 

@@ -1,9 +1,8 @@
 # Helpers shared by the rules: what the config asks for, as artifact paths.
 from facerepro.config import FITTED_METHODS, evaluations
 from facerepro.data import registry
-from facerepro.evaluation.protocol import protocol_view, protocol_views
-from facerepro.features import View
 from facerepro.training import gpu
+from facerepro.views import View, protocol_view, protocol_views
 
 
 wildcard_constraints:
@@ -109,7 +108,8 @@ def all_metrics():
 
 def gpus_per_job(gpus):
     """GPUs a job counts against `--resources gpu=N`: its own on CUDA (also `auto` on a
-    machine with GPUs), none on the CPU."""
+    machine with GPUs), none on the CPU. Rules call it inside a function of the wildcards:
+    counting the GPUs of `auto` imports torch, which parsing the rules then never does."""
     return gpus if gpu.uses_cuda(config["device"]) else 0
 
 

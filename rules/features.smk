@@ -13,7 +13,7 @@ rule features:
         flip_merge=lambda wc: config["runs"][wc.run]["flip_merge"],
         device=config["device"],
     resources:
-        gpu=gpus_per_job(1),
+        gpu=lambda wc: gpus_per_job(1),
     log:
         paths.log("features", "{run}/{evalset}/{view}"),
     benchmark:

@@ -1,5 +1,5 @@
 # The HTML report: every metric, the runs, the data accounting, the alignment QA, provenance.
-from facerepro.report.html import category as paper_category, group_title
+from facerepro.report.groups import category as paper_category, group_title
 
 
 rule report:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facerepro.align import aligner, landmarks, transform
+from facerepro.align import aligner, landmark_policy, landmarks, transform
 from facerepro.align.mtcnn import Faces
 from facerepro.align.shards import read_shard, write_shard
 from facerepro.data import synth
@@ -30,23 +30,23 @@ def lfw_part(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFra
 # --- policy -------------------------------------------------------------------------------
 
 def test_auto_uses_the_dataset_file_where_the_source_ships_one() -> None:
-    assert landmarks.landmark_source("auto", "synthfaces", "lfw") == "dataset"
-    assert landmarks.landmark_source("auto", "synthfaces", "casia") == "dataset"
-    assert landmarks.landmark_source("auto", "celeba", "celeba") == "dataset"
-    assert landmarks.landmark_source("auto", "lfw", "lfw") == "mtcnn"
-    assert landmarks.landmark_source("auto", "casia_webface", "casia") == "mtcnn"
-    assert landmarks.landmark_source("mtcnn", "synthfaces", "lfw") == "mtcnn"
+    assert landmark_policy.landmark_source("auto", "synthfaces", "lfw") == "dataset"
+    assert landmark_policy.landmark_source("auto", "synthfaces", "casia") == "dataset"
+    assert landmark_policy.landmark_source("auto", "celeba", "celeba") == "dataset"
+    assert landmark_policy.landmark_source("auto", "lfw", "lfw") == "mtcnn"
+    assert landmark_policy.landmark_source("auto", "casia_webface", "casia") == "mtcnn"
+    assert landmark_policy.landmark_source("mtcnn", "synthfaces", "lfw") == "mtcnn"
     with pytest.raises(ValueError, match="ships no landmarks"):
-        landmarks.landmark_source("dataset", "lfw", "lfw")
+        landmark_policy.landmark_source("dataset", "lfw", "lfw")
     with pytest.raises(ValueError, match="not one of"):
-        landmarks.landmark_source("best", "lfw", "lfw")
+        landmark_policy.landmark_source("best", "lfw", "lfw")
 
 
 def test_source_for_reads_kind_and_layout_from_the_config() -> None:
     config = {"datasets": {"synth": {"kind": "synthfaces"}, "real": {"kind": "lfw"}},
               "align": {"landmarks": "auto"}}
-    assert landmarks.source_for(config, "synth/casia") == "dataset"
-    assert landmarks.source_for(config, "real/funneled") == "mtcnn"
+    assert landmark_policy.source_for(config, "synth/casia") == "dataset"
+    assert landmark_policy.source_for(config, "real/funneled") == "mtcnn"
 
 
 def _faces(boxes: list, scores: list | None = None) -> Faces:

@@ -11,7 +11,7 @@ import yaml
 
 from facerepro import losses
 from facerepro.config import FITTED_METHODS, ConfigError, evaluations, load, validate
-from facerepro.evaluation.protocol import protocol_views
+from facerepro.views import protocol_views
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["config/config.yaml", "config/test.yaml"]

@@ -79,7 +79,8 @@ def test_clustering_and_angular_fisher_protocols_leave_out_single_image_people(t
 
     from facerepro.evaluation.analysis import angular_fisher_score
     from facerepro.evaluation.context import ProtocolContext
-    from facerepro.evaluation.protocol import angular_fisher, clustering, protocol_view
+    from facerepro.evaluation.protocol import angular_fisher, clustering
+    from facerepro.views import protocol_view
 
     rng = np.random.default_rng(0)
     centres = np.eye(4)

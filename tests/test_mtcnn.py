@@ -160,16 +160,16 @@ def test_pyramid_covers_min_face_to_the_whole_image() -> None:
 
 def test_weights_are_checked_before_loading(weights_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(mtcnn_weights.WeightsError, match="mtcnn_weights rule"):
-        mtcnn_weights.load_state_dict(tmp_path, "pnet")
+        mtcnn_weights.checked_file(tmp_path, "pnet")
     (tmp_path / "pnet.pt").write_bytes((weights_dir / "pnet.pt").read_bytes()[:-1])
     with pytest.raises(mtcnn_weights.WeightsError, match="sha256"):
-        mtcnn_weights.load_state_dict(tmp_path, "pnet")
+        mtcnn_weights.checked_file(tmp_path, "pnet")
     assert not mtcnn_weights.verified(tmp_path)
 
 
 def test_state_dicts_fit_the_nets_exactly(weights_dir: Path) -> None:
     for name, net in (("pnet", mtcnn.PNet()), ("rnet", mtcnn.RNet()), ("onet", mtcnn.ONet())):
-        state = mtcnn_weights.load_state_dict(weights_dir, name)
+        state = mtcnn.load_state_dict(weights_dir, name)
         assert set(state) == set(net.state_dict())
         net.load_state_dict(state)       # strict: shapes match too
 

@@ -16,9 +16,9 @@ from facerepro.evaluation.compact_search import compact_search, lut_attribute
 from facerepro.evaluation.context import ProtocolContext
 from facerepro.evaluation.neurons import selectiveness, sparsity
 from facerepro.evaluation.occlusion import occlusion
-from facerepro.evaluation.protocol import protocol_views, run_protocol, verification
+from facerepro.evaluation.protocol import run_protocol, verification
 from facerepro.evaluation.verification import cosine, verify_pairs
-from facerepro.features import View
+from facerepro.views import BLOCK_SEED, View, protocol_views
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ def test_occlusion_views_show_the_occluders():
     assert (bottom[:, -17:] == 0).all()
     np.testing.assert_array_equal(bottom[:, :-17], images[:, :-17])
     block = View(block=30).show(images)
-    np.testing.assert_array_equal(block, degrade.occlude_blocks(images, 30, features.BLOCK_SEED))
+    np.testing.assert_array_equal(block, degrade.occlude_blocks(images, 30, BLOCK_SEED))
     # one 30x30 black square per image (the face is 55 tall, so the side is not rescaled)
     assert [(im == 0).all(axis=2).sum() for im in block] == [900] * 4
     np.testing.assert_array_equal(View().show(images), images)

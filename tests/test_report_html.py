@@ -8,15 +8,12 @@ from report_fixture import write_fixture
 
 from facerepro.report import provenance
 from facerepro.report.figures import imbalance_order
+from facerepro.report.groups import OTHER, SHARED, group_of, readers
 from facerepro.report.html import (
-    OTHER,
-    SHARED,
     Plot,
     attribute_table,
     build,
-    group_of,
     landmark_sources,
-    readers,
     write_figures,
 )
 from facerepro.report.tables import PAPERS

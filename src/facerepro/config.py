@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from facerepro import losses
+from facerepro import loss_options
 from facerepro.data.registry import parts_of
 from facerepro.data.synth import SynthConfig
 
@@ -74,7 +74,7 @@ def dataclass_schema(cls: type) -> dict:
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     """The config schema of ``path``, completed from the dataclasses that own their settings:
-    the SynthFaces generator's, and each method's ``loss_options`` (``losses.OPTIONS``)."""
+    the SynthFaces generator's, and each method's ``loss_options`` (``loss_options.OPTIONS``)."""
     with open(path) as fh:
         schema = yaml.safe_load(fh)
     synth = dataclass_schema(SynthConfig)
@@ -85,7 +85,7 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict:
     schema["$defs"]["run"]["allOf"] += [
         {"if": {"properties": {"method": {"const": method}}},
          "then": {"properties": {"loss_options": {**dataclass_schema(options), "default": {}}}}}
-        for method, options in losses.OPTIONS.items()]
+        for method, options in loss_options.OPTIONS.items()]
     return schema
 
 

@@ -6,89 +6,24 @@ each requested module's output is captured by a forward hook. The npz stores the
 as ``features``, every requested layer as ``layer.<name>``, how the flip was merged, and which
 image each row is, so protocols can look rows up by ``image_id``.
 
-A :class:`View` names which images and how they are shown to the net: a subset (``all`` or a
-split such as ``holdout``), optionally another crop template than the run's own (FaceNet's
-center crop vs aligned test faces) and a test-time degradation (FaceNet Table 4; DeepID2+
-occlusion, Figs. 16-17). Its ``name`` (``all``, ``all~center_112x96``, ``all~jpeg10``,
-``all~res0.033``, ``all~bottom0.3``, ``all~block30``) is the features file's name. Blocks are
-drawn with one fixed seed, so every run is scored on the same occluded faces.
+Which images, shown how, is a :class:`~facerepro.views.View`; its name is the features file's.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from facerepro import degrade, models
+from facerepro import models
 from facerepro.align.shards import read_shard
 from facerepro.atomic import atomic_path
+from facerepro.views import View
 
 OUTPUT = "output"      # the name of the net's own output among the layers
-_DEGRADATIONS = {"jpeg_quality": (re.compile(r"jpeg(\d+)"), int),
-                 "resolution": (re.compile(r"res(\d*\.?\d+)"), float),
-                 "bottom": (re.compile(r"bottom(\d*\.?\d+)"), float),
-                 "block": (re.compile(r"block(\d+)"), int)}
-_TOKENS = {"jpeg_quality": "jpeg", "resolution": "res", "bottom": "bottom", "block": "block"}
-BLOCK_SEED = 0
-
-
-@dataclass(frozen=True)
-class View:
-    """Which images of an evaluation set (``subset``: all or a split), through which crop
-    ``template`` (None: the run's own), degraded how (None: not at all)."""
-
-    subset: str = "all"
-    template: str | None = None
-    jpeg_quality: int | None = None
-    resolution: float | None = None
-    bottom: float | None = None          # fraction of the face occluded from the bottom up
-    block: int | None = None             # side of a random black block, in 55x47-face pixels
-
-    @property
-    def name(self) -> str:
-        parts = [self.subset]
-        if self.template is not None:
-            parts.append(self.template)
-        for field, token in _TOKENS.items():
-            value = getattr(self, field)
-            if value is not None:
-                parts.append(f"{token}{value:g}")
-        return "~".join(parts)
-
-    @classmethod
-    def parse(cls, name: str) -> View:
-        subset, *tokens = name.split("~")
-        fields: dict = {}
-        for token in tokens:
-            for field, (pattern, kind) in _DEGRADATIONS.items():
-                if m := pattern.fullmatch(token):
-                    fields[field] = kind(m.group(1))
-                    break
-            else:
-                fields["template"] = token
-        view = cls(subset, **fields)
-        if view.name != name:
-            raise ValueError(f"{name!r} is not a features view name (did you mean "
-                             f"{view.name!r}?)")
-        return view
-
-    def show(self, images: np.ndarray) -> np.ndarray:
-        """The images as this view degrades them."""
-        if self.jpeg_quality is not None:
-            images = degrade.jpeg(images, self.jpeg_quality)
-        if self.resolution is not None:
-            images = degrade.resolution(images, self.resolution)
-        if self.bottom is not None:
-            images = degrade.occlude_bottom(images, self.bottom)
-        if self.block is not None:
-            images = degrade.occlude_blocks(images, self.block, BLOCK_SEED)
-        return images
 
 
 def _merge(a: torch.Tensor, b: torch.Tensor, flip_merge: str) -> torch.Tensor:

@@ -75,7 +75,7 @@ def checkpoints(run: str = "{run}") -> str:
 
 
 def features(run: str = "{run}", evalset: str = "{evalset}", view: str = "{view}") -> str:
-    """Embeddings of one evaluation set as a :class:`facerepro.features.View` names it:
+    """Embeddings of one evaluation set as a :class:`facerepro.views.View` names it:
     ``all`` its images, one split (``holdout``), another crop, a degradation (``all~jpeg10``)."""
     return f"{RESULTS}/features/{run}/{evalset}/{view}.npz"
 

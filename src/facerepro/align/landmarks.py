@@ -1,13 +1,13 @@
 """Five-point landmarks for every kept image of a dataset part: its own file, or MTCNN.
 
-Policy (config ``align.landmarks``):
+Policy (config ``align.landmarks``; :mod:`facerepro.align.landmark_policy` applies it):
 
 - ``dataset``: the part's landmark file; an error for a part without one.
 - ``mtcnn``: MTCNN on every image, even where the dataset has landmarks (to compare them).
 - ``auto`` (default): ``dataset`` where the source ships a landmark file for the part
-  (:data:`SHIPPED`: every SynthFaces part, real CelebA), else ``mtcnn`` (real LFW,
-  CASIA-WebFace, ...). The choice is made when the workflow is planned, so the MTCNN weights
-  are only fetched for parts that need them.
+  (``SHIPPED``: every SynthFaces part, real CelebA), else ``mtcnn`` (real LFW, CASIA-WebFace,
+  ...). The choice is made when the workflow is planned, so the MTCNN weights are only fetched
+  for parts that need them.
 
 Several faces: MTCNN's face with the largest ``area - centre_weight * d**2`` wins (``d`` the
 distance in px of its box centre from the image centre; facenet-pytorch's
@@ -43,7 +43,6 @@ from tqdm import tqdm
 from facerepro.align.images import read_rgb
 from facerepro.align.mtcnn import MTCNN, Faces, Settings
 from facerepro.atomic import atomic_path
-from facerepro.data import registry
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +51,6 @@ LANDMARK_FILES = {
     "casia": "CASIA-WebFace/casia_landmarks.txt",
     "celeba": "list_landmarks_align_celeba.txt",
 }
-# Source kind -> layouts whose files include a landmark file of LANDMARK_FILES.
-SHIPPED = {"synthfaces": {"lfw", "casia", "celeba"}, "celeba": {"celeba"}}
-POLICIES = ("dataset", "mtcnn", "auto")
 POINT_COLUMNS = [f"{axis}{k}" for k in range(1, 6) for axis in "xy"]
 BOX_COLUMNS = ["bx1", "by1", "bx2", "by2"]
 COLUMNS = ["image_id", "source", "score", "faces", "fallback", *POINT_COLUMNS, *BOX_COLUMNS]
@@ -62,28 +58,6 @@ COLUMNS = ["image_id", "source", "score", "faces", "fallback", *POINT_COLUMNS, *
 
 class Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[Faces]: ...
-
-
-def landmark_source(policy: str, kind: str, layout: str) -> str:
-    """``dataset`` or ``mtcnn`` for a part of a source of ``kind`` laid out as ``layout``."""
-    if policy not in POLICIES:
-        raise ValueError(f"align.landmarks {policy!r} is not one of {POLICIES}")
-    shipped = layout in SHIPPED.get(kind, ())
-    if policy == "auto":
-        return "dataset" if shipped else "mtcnn"
-    if policy == "dataset" and not shipped:
-        raise ValueError(f"align.landmarks is 'dataset' but {kind} ships no landmarks for its "
-                         f"{layout} part; use 'auto' (MTCNN where the dataset has none) or "
-                         f"'mtcnn'")
-    return policy
-
-
-def source_for(config: dict, dataset: str) -> str:
-    """The landmark source of a ``source/part`` dataset under the config's policy."""
-    source, part = dataset.split("/")
-    spec = config["datasets"][source]
-    layout = registry.part_spec(spec, part).layout
-    return landmark_source(config["align"]["landmarks"], spec["kind"], layout)
 
 
 def read_landmark_file(path: str | Path) -> dict[str, np.ndarray]:

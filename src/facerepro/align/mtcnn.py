@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facerepro.align.mtcnn_weights import load_state_dict
+from facerepro.align.mtcnn_weights import checked_file
 
 CELL, STRIDE = 12, 2          # P-Net's window and stride in pyramid pixels
 # Points (crop samples) per batch of the summed-area lookups: bounds the memory of stages 2-3.
@@ -141,6 +141,11 @@ class ONet(nn.Module):
         x = self.prelu5(self.dense5(_flatten(self.prelu4(self.conv4(x)))))
         points = self.dense6_3(x).view(-1, 2, 5).transpose(1, 2)
         return self.dense6_1(x).softmax(1)[:, 1], self.dense6_2(x), points
+
+
+def load_state_dict(weights_dir: str | Path, net: str) -> dict[str, Tensor]:
+    """One net's state dict, from its hash-checked file."""
+    return torch.load(checked_file(weights_dir, net), map_location="cpu", weights_only=True)
 
 
 def pyramid_scales(height: int, width: int, min_face: float, factor: float) -> list[float]:

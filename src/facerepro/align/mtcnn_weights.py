@@ -7,7 +7,8 @@ members' were measured from that wheel and match docs/DESIGN.md's prefixes), eac
 atomically, and loading checks the hash again, so a truncated or foreign file is an error
 rather than a silently different detector. The state dicts were converted by facenet-pytorch
 from the authors' Caffe models (Zhang et al. 2016) and hold plain tensors, so they load with
-``torch.load(weights_only=True)``.
+``torch.load(weights_only=True)`` (in :mod:`facerepro.align.mtcnn`: the workflow reads
+:data:`NETS` when it parses its rules, so this module does not import torch).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-
-import torch
 
 from facerepro.atomic import atomic_path
 
@@ -86,8 +85,8 @@ def ensure(directory: str | Path) -> Path:
     return Path(directory)
 
 
-def load_state_dict(directory: str | Path, net: str) -> dict[str, torch.Tensor]:
-    """One net's state dict, after checking its hash."""
+def checked_file(directory: str | Path, net: str) -> Path:
+    """One net's weight file, after checking its hash."""
     path = weight_file(directory, net)
     if not path.is_file():
         raise WeightsError(f"{path} is missing; run the mtcnn_weights rule (`snakemake "
@@ -96,4 +95,4 @@ def load_state_dict(directory: str | Path, net: str) -> dict[str, torch.Tensor]:
     if _sha256(data) != SHA256[net]:
         raise WeightsError(f"{path} has sha256 {_sha256(data)}, expected {SHA256[net]}; delete "
                            f"it and re-run the mtcnn_weights rule")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return path

@@ -26,14 +26,6 @@ from facerepro.evaluation.joint_bayesian import JointBayesian
 from facerepro.evaluation.verification import SCORERS, Scorer
 from facerepro.registries import Registry
 
-
-def protocol_view(protocol: dict) -> features.View:
-    """The features view a protocol reads: all images, through its crop and degradation."""
-    degrade = protocol.get("degrade", {})
-    return features.View("all", protocol.get("template"), degrade.get("jpeg_quality"),
-                         degrade.get("resolution"))
-
-
 # Joint Bayesian on the real-valued features, and on the binarised codes (DeepID2+ Table 4).
 JB_SCORERS = {"joint_bayesian": lambda x: x, "joint_bayesian_binary": binarize}
 
@@ -51,10 +43,11 @@ def joint_bayesian_scorer(name: str, options: dict, train_path: str | Path,
 class ProtocolContext:
     """One run evaluated on one configured protocol.
 
-    ``features_paths`` are the features views of ``protocol_views(protocol)``, in order;
-    ``run_config`` the run's config entry; ``jb_train_path`` the held-out features Joint
-    Bayesian learns from; ``train_path`` and ``train_root`` the training faces' features and
-    dataset of a look-up table; ``provenance`` the metrics file's record of what was read.
+    ``features_paths`` are the features views of
+    :func:`facerepro.views.protocol_views` of the protocol, in order; ``run_config`` the run's
+    config entry; ``jb_train_path`` the held-out features Joint Bayesian learns from;
+    ``train_path`` and ``train_root`` the training faces' features and dataset of a look-up
+    table; ``provenance`` the metrics file's record of what was read.
     """
 
     protocol: dict

@@ -1,29 +1,22 @@
 """DeepID2+'s occlusion curves (Figs. 16-17): verification accuracy of every feature layer as
 the bottom of the face, or a random block of it, is occluded.
 
-The protocol reads one features view per occlusion level (:func:`occlusion_views`); the nets
-and the scorers (Joint Bayesian included) are trained on unoccluded faces.
+The protocol reads one features view per occlusion level
+(:func:`facerepro.views.occlusion_views`); the nets and the scorers (Joint Bayesian included)
+are trained on unoccluded faces.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from facerepro import features
-from facerepro.evaluation.context import KINDS, ProtocolContext, protocol_view
+from facerepro.evaluation.context import KINDS, ProtocolContext
 from facerepro.evaluation.verification import verify_pairs
+from facerepro.views import View, occlusion_views
 
 
-def occlusion_views(protocol: dict) -> list[features.View]:
-    """The unoccluded view, then one per ``bottom`` fraction, then one per ``blocks`` size."""
-    view = protocol_view(protocol)
-    return [view, *(replace(view, bottom=f) for f in protocol["bottom"]),
-            *(replace(view, block=size) for size in protocol["blocks"])]
-
-
-def _level(view: features.View) -> str:
+def _level(view: View) -> str:
     """An occlusion level's name: ``none``, ``bottom0.3``, ``block30``."""
     if view.bottom is not None:
         return f"bottom{view.bottom:g}"

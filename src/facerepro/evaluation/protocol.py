@@ -10,45 +10,37 @@ measure: for DeepID2+ ``occlusion`` (:mod:`.occlusion`), ``sparsity`` and ``sele
 (:mod:`.neurons`); for Compact int32 ``compact_search`` and ``lut_attribute``
 (:mod:`.compact_search`); for CLMLE ``attributes`` and ``imbalanced_classification``
 (:mod:`.classification`). A protocol's ``template`` and ``degrade`` keys choose the features
-:class:`~facerepro.features.View` it reads, its ``layer`` key the features layer.
+:class:`~facerepro.views.View` it reads, its ``layer`` key the features layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from facerepro import features
 from facerepro.data.download import sha256_of
-from facerepro.data.imbalance import TRAIN
 
-# classification, compact_search and neurons are imported for the kinds they register.
-from facerepro.evaluation import classification, compact_search, metrics, neurons  # noqa: F401
+# classification, compact_search, neurons and occlusion are imported for the kinds they register.
+from facerepro.evaluation import (  # noqa: F401
+    classification,
+    compact_search,
+    metrics,
+    neurons,
+    occlusion,
+)
 from facerepro.evaluation.analysis import angular_fisher_terms, fisher_ratio
 from facerepro.evaluation.clustering import clustering_scores
-from facerepro.evaluation.context import KINDS, ProtocolContext, protocol_view
+from facerepro.evaluation.context import KINDS, ProtocolContext
 from facerepro.evaluation.identification import (
     closed_set_identification,
     closed_set_split,
     open_set_identification,
     open_set_split,
 )
-from facerepro.evaluation.occlusion import occlusion_views
 from facerepro.evaluation.verification import verify_pairs
-
-
-def protocol_views(protocol: dict) -> list[features.View]:
-    """Every features view a protocol reads, its own first; an occlusion curve adds one view
-    per occlusion level."""
-    if protocol["kind"] == "occlusion":
-        return occlusion_views(protocol)
-    view = protocol_view(protocol)
-    if protocol["kind"] == "imbalanced_classification":
-        return [replace(view, subset=TRAIN)]
-    return [view]
 
 
 @KINDS.register("lfw_pairs")

@@ -1,6 +1,6 @@
 """Losses by the method name a run's config gives; ``loss_options`` are their keyword
 arguments, the fields of the method's options dataclass in :data:`OPTIONS` (whose defaults, the
-paper's values, the config schema fills in).
+paper's values, the config schema fills in; :mod:`facerepro.loss_options` defines them).
 
 Every entry of :data:`LOSSES` is called as ``factory(embedding_dim, labels,
 supervised_layers, **options)``; :func:`build` documents the arguments.
@@ -14,32 +14,20 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from facerepro.losses.a_softmax import ASoftmaxLoss, MarginOptions
-from facerepro.losses.attribute_softmax import AttributeSoftmaxLoss, AttributeSoftmaxOptions
-from facerepro.losses.center import CenterLoss, CenterOptions
-from facerepro.losses.clmle import CLMLEOptions, MultiTaskCLMLELoss
-from facerepro.losses.ident_verif import (
-    IdentVerifLoss,
-    IdentVerifOptions,
-    LayerwiseIdentVerifLoss,
-    LayerwiseIdentVerifOptions,
-)
+from facerepro.loss_options import OPTIONS as OPTIONS
+from facerepro.losses.a_softmax import ASoftmaxLoss
+from facerepro.losses.attribute_softmax import AttributeSoftmaxLoss
+from facerepro.losses.center import CenterLoss
+from facerepro.losses.clmle import MultiTaskCLMLELoss
+from facerepro.losses.ident_verif import IdentVerifLoss, LayerwiseIdentVerifLoss
 from facerepro.losses.l_softmax import LSoftmaxLoss
-from facerepro.losses.pair_logistic import PairLogisticLoss, PairLogisticOptions
-from facerepro.losses.softmax import SoftmaxLoss, SoftmaxOptions
-from facerepro.losses.triplet import TripletLoss, TripletOptions
+from facerepro.losses.pair_logistic import PairLogisticLoss
+from facerepro.losses.softmax import SoftmaxLoss
+from facerepro.losses.triplet import TripletLoss
 from facerepro.registries import Registry
 
 LossFactory = Callable[..., nn.Module]
 LOSSES: Registry[LossFactory] = Registry("method")
-# The options dataclass of each method: its loss_options, their defaults and allowed values.
-OPTIONS: dict[str, type] = {}
-
-
-def _register(method: str, options: type) -> Callable[[LossFactory], LossFactory]:
-    """A decorator that files a factory in :data:`LOSSES` and ``options`` in :data:`OPTIONS`."""
-    OPTIONS[method] = options
-    return LOSSES.register(method)
 
 
 def build(method: str, embedding_dim: int, labels: np.ndarray, options: dict | None = None,
@@ -71,29 +59,29 @@ def _options_only(loss: LossFactory) -> LossFactory:
     return factory
 
 
-_register("softmax", SoftmaxOptions)(_classifier(SoftmaxLoss))
-_register("a_softmax", MarginOptions)(_classifier(ASoftmaxLoss))
-_register("l_softmax", MarginOptions)(_classifier(LSoftmaxLoss))
-_register("softmax_contrastive", IdentVerifOptions)(_classifier(IdentVerifLoss))
-_register("softmax_center", CenterOptions)(_classifier(CenterLoss))
-_register("triplet", TripletOptions)(_options_only(TripletLoss))
-_register("pair_logistic", PairLogisticOptions)(_options_only(PairLogisticLoss))
+LOSSES.register("softmax")(_classifier(SoftmaxLoss))
+LOSSES.register("a_softmax")(_classifier(ASoftmaxLoss))
+LOSSES.register("l_softmax")(_classifier(LSoftmaxLoss))
+LOSSES.register("softmax_contrastive")(_classifier(IdentVerifLoss))
+LOSSES.register("softmax_center")(_classifier(CenterLoss))
+LOSSES.register("triplet")(_options_only(TripletLoss))
+LOSSES.register("pair_logistic")(_options_only(PairLogisticLoss))
 
 
-@_register("ident_verif", LayerwiseIdentVerifOptions)
+@LOSSES.register("ident_verif")
 def _ident_verif(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
                  **options: Any) -> nn.Module:
     return LayerwiseIdentVerifLoss([embedding_dim] * supervised_layers, _num_classes(labels),
                                    **options)
 
 
-@_register("attribute_softmax", AttributeSoftmaxOptions)
+@LOSSES.register("attribute_softmax")
 def _attribute_softmax(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
                        **options: Any) -> nn.Module:
     return AttributeSoftmaxLoss(embedding_dim, labels.sum(0), len(labels), **options)
 
 
-@_register("clmle", CLMLEOptions)
+@LOSSES.register("clmle")
 def _clmle(embedding_dim: int, labels: np.ndarray, supervised_layers: int,
            **options: Any) -> nn.Module:
     return MultiTaskCLMLELoss(labels, **options)

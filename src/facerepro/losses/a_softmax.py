@@ -28,15 +28,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facerepro.losses.options import option
-
-ALLOWED_M = (1, 2, 3, 4)
+from facerepro.loss_options import ALLOWED_M, MarginOptions
 
 # Norms are divided by; this only matters for an all-zero embedding or weight row.
 _EPS = 1e-12
@@ -76,22 +73,6 @@ def psi(cos_theta: torch.Tensor, m: int) -> torch.Tensor:
         k = torch.floor(torch.acos(c) * (m / math.pi)).clamp_(0, m - 1)
         sign = 1 - 2 * torch.remainder(k, 2)
     return sign * cos_multiple_angle(c, m) - 2 * k
-
-
-@dataclass(frozen=True)
-class MarginOptions:
-    """A-Softmax's and L-Softmax's options; the lambda schedule is the released code's."""
-
-    # SphereFace Eq. 6-7; m = 4 is its main model (Tables 3-4).
-    m: int = option(4, "Angular margin; m = 1 with a_softmax is the modified softmax.",
-                    enum=list(ALLOWED_M))
-    anneal: bool = option(True, "lambda annealing of the target logit (released code)")
-    # Integers as the schema always wrote them: the defaults enter every run's digest
-    # (facerepro.config.digest), in which 1000 and 1000.0 differ.
-    lambda_base: float = option(1000, minimum=0)
-    lambda_gamma: float = option(0.12, minimum=0)
-    lambda_power: float = option(1, minimum=0)
-    lambda_min: float = option(5, minimum=0)
 
 
 class MultiplicativeMarginLoss(nn.Module):

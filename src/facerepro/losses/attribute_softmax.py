@@ -14,21 +14,12 @@ weigh the same in expectation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facerepro.losses.options import option
-
-
-@dataclass(frozen=True)
-class AttributeSoftmaxOptions:
-    cost_sensitive: bool = option(
-        True, "Weight each attribute's two classes by their inverse frequency in the training "
-        "set (CLMLE Table 5 \"cost-sensitive\"); false = plain softmax.")
+from facerepro.loss_options import AttributeSoftmaxOptions
 
 
 class AttributeSoftmaxLoss(nn.Module):

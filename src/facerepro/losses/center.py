@@ -15,22 +15,11 @@ delta_c_j`` (Algorithm 1), after the loss was computed with the old ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from facerepro.losses.options import option
-from facerepro.losses.softmax import SoftmaxLoss, SoftmaxOptions
-
-
-@dataclass(frozen=True)
-class CenterOptions(SoftmaxOptions):
-    # Eq. 5 and Algorithm 1, with Wen et al.'s face-recognition values.
-    center_weight: float = option(0.003, "lambda of softmax + lambda L_C (Wen et al. 2016)",
-                                  minimum=0)
-    center_alpha: float = option(0.5, "Centre update rate alpha.", exclusiveMinimum=0,
-                                 maximum=1)
+from facerepro.loss_options import CenterOptions
+from facerepro.losses.softmax import SoftmaxLoss
 
 
 class CenterLoss(nn.Module):

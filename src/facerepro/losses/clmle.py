@@ -34,28 +34,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facerepro.losses.options import option
-
-
-@dataclass(frozen=True)
-class CLMLEOptions:
-    a1: float = option(
-        0.5, "Margin between classes as a fraction of its bound 1 - cos(2 pi / C) (Eq. 9; the "
-        "paper grid-searches 0 .. bound and gives no value).", paper_value=False, minimum=0,
-        maximum=1)
-    a2: float = option(
-        0.5, "Margin between the clusters of one class as a fraction of its bound "
-        "1 - cos(2 pi L_c / L), per class c (Eq. 9; grid-searched in the paper).",
-        paper_value=False, minimum=0, maximum=1)
-    cost_sensitive: bool = option(True, "Weight each sample by the inverse frequency of its "
-                                  "class in the batch (Table 7 ablation = false).")
+from facerepro.loss_options import CLMLEOptions
 
 
 def _check_fraction(name: str, value: float) -> None:

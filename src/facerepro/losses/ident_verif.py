@@ -19,31 +19,13 @@ each with its own identity classifier:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from facerepro.loss_options import IdentVerifOptions, LayerwiseIdentVerifOptions
 from facerepro.losses.contrastive import ContrastiveLoss
-from facerepro.losses.options import option
-from facerepro.losses.softmax import SoftmaxLoss, SoftmaxOptions
-
-
-@dataclass(frozen=True)
-class IdentVerifOptions(SoftmaxOptions):
-    # DeepID2 Eq. 3, with the lambda DeepID2 trained with.
-    verification_weight: float = option(0.05, "lambda of Ident + lambda Verif (DeepID2)",
-                                        minimum=0)
-    margin: float = option(1.0, "Contrastive margin m on the L2 distance.", paper_value=False,
-                           exclusiveMinimum=0)
-
-
-@dataclass(frozen=True)
-class LayerwiseIdentVerifOptions(IdentVerifOptions):
-    layerwise: bool = option(
-        True, "Supervise every FC-n (DeepID2+); false = only FC-4's gradients reach the "
-        "convolutions (Fig. 3 \"no layer-wise supervision\"; FC-1..3 still learn on detached "
-        "maps, so every layer can be read out).")
+from facerepro.losses.softmax import SoftmaxLoss
 
 
 class IdentVerifLoss(nn.Module):

@@ -28,30 +28,11 @@ B / 2 pairs, where the paper sums, so that the learning rate does not depend on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facerepro.losses.options import option
-
-TECHNIQUES = ("rounding", "expected", "std")
-
-
-@dataclass(frozen=True)
-class PairLogisticOptions:
-    technique: str = option(
-        "rounding", "The way through the rounding (Compact int32 Sec. 2.1): rounding = the "
-        "rounding-error term held constant (straight-through); expected = the expected loss "
-        "over random bits by dynamic programming (needs bits 1); std = the loss plus omega x "
-        "the batch std of every output.", enum=list(TECHNIQUES))
-    # Eq. 2-3 without values in the paper: the threshold beta / alpha is a quarter of the
-    # largest distance of 32 one-bit codes.
-    alpha: float = option(0.25, "Scale of the code distance d in L(alpha d - beta).",
-                          paper_value=False, exclusiveMinimum=0)
-    beta: float = option(2.0, "Offset in L(alpha d - beta).", paper_value=False)
-    omega: float = option(-0.1, "Weight of the std term (technique std); negative saturates.")
+from facerepro.loss_options import TECHNIQUES, PairLogisticOptions
 
 
 def hamming_distribution(p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:

@@ -8,18 +8,11 @@ step C ("remove biases") of the SphereFace Table 6 ablation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facerepro.losses.options import option
-
-
-@dataclass(frozen=True)
-class SoftmaxOptions:
-    bias: bool = option(True, "Classifier bias (SphereFace Table 6 step C removes it).")
+from facerepro.loss_options import SoftmaxOptions
 
 
 class SoftmaxLoss(nn.Module):

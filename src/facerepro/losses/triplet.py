@@ -22,25 +22,11 @@ triplets mining happens to find.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facerepro.losses.options import option
-
-NEGATIVES = ("semihard", "hardest", "vgg")
-
-
-@dataclass(frozen=True)
-class TripletOptions:
-    # alpha of FaceNet Eq. 1-2, 0.2 in the paper.
-    margin: float = option(0.2, "alpha.", exclusiveMinimum=0)
-    negatives: str = option(
-        "semihard", "semihard (FaceNet: the closest negative farther than the positive); "
-        "hardest (collapses early, as FaceNet warns); vgg (a random margin violator, VGG-Face).",
-        enum=list(NEGATIVES))
+from facerepro.loss_options import NEGATIVES, TripletOptions
 
 
 def _check_negatives(negatives: str) -> None:

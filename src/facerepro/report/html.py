@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import json
 import os
 import re
@@ -30,22 +29,20 @@ from facerepro.report.figures import (
     roc_png,
     run_colors,
 )
-from facerepro.report.tables import PAPERS, claim_summary, load_references, paper_tables
+from facerepro.report.groups import default_references, group_of, readers
+from facerepro.report.tables import PAPERS, claim_summary, paper_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Settings that change what is measured or logged, or only the speed: never a deviation.
 REPORTING_ONLY = {"eval_every", "log_every", "checkpoint_every", "scorers", "fars", "gpus",
                   "amp", "compile", "channels_last", "feature_layers"}
-# Figure groups beside the papers' keys: a figure of runs and protocols that several papers'
-# tables read, and one that no paper table reads (a baseline, an extra protocol).
-SHARED, OTHER = "shared", "other"
-GROUP_TITLES = {SHARED: "Several papers", OTHER: "Not in a paper table"}
 
 
 @dataclass(frozen=True)
 class Plot:
-    """One report figure: its group (a paper key, SHARED or OTHER), the section that shows it
-    when no paper section does, a file name, title, caption and PNG bytes."""
+    """One report figure: its group (a paper key, ``groups.SHARED`` or ``groups.OTHER``), the
+    section that shows it when no paper section does, a file name, title, caption and PNG
+    bytes."""
 
     group: str
     section: str
@@ -134,50 +131,6 @@ def deviations(config: dict) -> list[str]:
         if changed:
             lines.append(f"{name}: " + "; ".join(changed))
     return lines
-
-
-# --- which paper a figure or a metrics file belongs to ----------------------------------------
-
-def readers(references: Iterable[dict]) -> dict[tuple[str, str], list[str]]:
-    """The papers (keys, in :data:`PAPERS` order) whose tables read each (run, protocol)."""
-    out: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for paper in references:
-        for table in paper["tables"]:
-            for row in table["rows"]:
-                for column in table["columns"]:
-                    spec = {**column, **row}
-                    key = (spec.get("run"), spec.get("protocol"))
-                    if paper["key"] not in out[key]:
-                        out[key].append(paper["key"])
-    return dict(out)
-
-
-def group_of(pairs: Iterable[tuple[str, str]],
-             read_by: Mapping[tuple[str, str], list[str]]) -> str:
-    """The one paper whose tables read any of ``pairs``; SHARED when several papers do, OTHER
-    when none does."""
-    papers = {key for pair in pairs for key in read_by.get(pair, [])}
-    if len(papers) == 1:
-        return papers.pop()
-    return SHARED if papers else OTHER
-
-
-@functools.cache
-def _default_references() -> tuple[dict, ...]:
-    return tuple(load_references())
-
-
-def category(run: str, protocol: str) -> str:
-    """The `snakemake --report` category of one metrics file: the paper whose tables read it."""
-    references = _default_references()
-    return group_title(group_of([(run, protocol)], readers(references)), references)
-
-
-def group_title(group: str, references: Iterable[dict] | None = None) -> str:
-    """A figure group's display name: the paper's name, or what SHARED / OTHER mean."""
-    names = {p["key"]: p["paper"] for p in (references if references is not None
-                                            else _default_references())}
-    return names.get(group) or GROUP_TITLES.get(group, group)
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -393,7 +346,7 @@ def build(config: dict, *, metrics: Mapping[tuple[str, str], str], models: Mappi
     the packaged reported numbers (tests).
     """
     payloads = {key: read_metrics(path) for key, path in sorted(metrics.items())}
-    references = list(_default_references()) if references is None else references
+    references = list(default_references()) if references is None else references
     read_by = readers(references)
     colors = run_colors(list(config["runs"]))
     plots = _figures(payloads, config, read_by, colors)
