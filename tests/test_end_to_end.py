@@ -177,3 +177,41 @@ def test_clmle_runs_start_from_their_init_and_are_scored(workdir):
     assert n["classes"] == config["classes"]
     assert n["test"] == config["classes"] * config["test_per_class"]
     assert n["largest_class"] == config["l_max"]        # L_1 = l_max / (1 + 0)
+
+
+@pytest.mark.e2e
+def test_every_item_record_averages_to_its_summary(workdir):
+    kinds = set()
+    for path in (workdir / "results/metrics").rglob("*.json"):
+        metrics = read_metrics(path)
+        for entry in metrics["scorers"].values():
+            for key, record in entry.get("items", {}).items():
+                kinds.add(metrics["kind"])
+                assert len(set(record["ids"])) == len(record["ids"]), path
+                assert np.mean(record["values"]) == pytest.approx(entry["values"][key]), path
+    assert {"lfw_pairs", "occlusion", "sparsity", "attributes",
+            "imbalanced_classification"} <= kinds
+
+
+@pytest.mark.e2e
+def test_report_shows_each_claims_verdict_and_paired_tests(workdir):
+    """The rendered claims are those the metrics give, verdicts and test lines alike."""
+    import html as html_lib
+    import re
+
+    from facerepro.report.tables import claim_summary, paper_tables
+
+    payloads = {(m["run"], m["protocol"]): m
+                for m in map(read_metrics, (workdir / "results/metrics").rglob("*.json"))}
+    papers = paper_tables(payloads)
+    expected = [(c["text"], c["status"], "; ".join(c["tests"]))
+                for paper in papers for table in paper["tables"] for c in table["claims"]]
+    text = (workdir / paths.report()).read_text()
+    shown = re.findall(r'<tr><td class="claim">(.*?)</td><td class="[^"]+">(.*?)</td>'
+                       r'<td class="claim muted">.*?</td><td class="claim muted">(.*?)</td></tr>',
+                       text, re.S)
+    assert [tuple(html_lib.unescape(x) for x in row) for row in shown] == expected
+    counts = claim_summary(papers)
+    assert f'{counts["held within noise"]} held within noise</span>' in text
+    assert f'{counts["not run"]} not run</span>' in text
+    assert any("McNemar p" in tests for _, _, tests in expected)

@@ -1,11 +1,15 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from facerepro.config import evaluations, load
+from facerepro.evaluation import uncertainty
 from facerepro.report.tables import (
     HELD,
+    HELD_NOISE,
     NOT_HELD,
+    NOT_HELD_NOISE,
     NOT_RUN,
     check_claim,
     claim_summary,
@@ -19,9 +23,20 @@ ACC = {"label": "acc", "protocol": "lfw", "scorer": "cosine", "value": "accuracy
 AFS = {"label": "afs", "protocol": "afs", "scorer": "angular", "value": "afs", "better": "lower"}
 
 
+def _cell(value, items=None, scale=1):
+    """A table cell; ``items`` (per-item values, in the metric's unit: ``value`` is ``scale``
+    times their mean) make the claim checks test the noise."""
+    if items is None:
+        return {"reproduced": value, "items": None, "interval": None, "scale": scale}
+    ids = [str(i) for i in range(len(items))]
+    low, high = uncertainty.mean_interval(items)
+    return {"reproduced": value, "items": {"ids": ids, "values": list(items)},
+            "interval": (scale * low, scale * high), "scale": scale}
+
+
 def _rows(values, column=0):
-    return [{"label": k, "cells": [{"reproduced": v}] if column == 0 else
-             [{"reproduced": None}, {"reproduced": v}]} for k, v in values.items()]
+    return [{"label": k, "cells": [_cell(v)] if column == 0 else [_cell(None), _cell(v)]}
+            for k, v in values.items()]
 
 
 @pytest.mark.parametrize(("values", "status"), [
@@ -127,7 +142,8 @@ def test_paper_tables_put_reproduced_next_to_reported():
     assert b[1]["reproduced"] == pytest.approx(0.5) and b[1]["diff"] == pytest.approx(0.5 - 0.2835)
     assert table["rows"][2]["cells"][0]["reproduced"] is None
     assert [c["status"] for c in table["claims"]] == [HELD, NOT_RUN]
-    assert claim_summary([paper]) == {HELD: 1, NOT_HELD: 0, NOT_RUN: 1}
+    assert claim_summary([paper]) == {HELD: 1, HELD_NOISE: 0, NOT_HELD_NOISE: 0, NOT_HELD: 0,
+                                      NOT_RUN: 1}
 
 
 def test_a_row_can_name_the_protocol_of_a_column_that_names_the_run():
@@ -198,3 +214,72 @@ def test_every_reference_row_is_reproduced_by_the_extended_config():
                     scorers = config["protocols"][spec["protocol"]]["scorers"]
                     kind = config["protocols"][spec["protocol"]]["kind"]
                     assert spec["scorer"] in scorers or kind in FIXED_SCORER_KINDS
+
+
+def _correctness(only_a, only_b, both=60, neither=20):
+    """Two rows' per-pair correctness (0/1) with the given discordant counts."""
+    a = [1.0] * (both + only_a) + [0.0] * (only_b + neither)
+    b = [1.0] * both + [0.0] * only_a + [1.0] * only_b + [0.0] * neither
+    return a, b
+
+
+@pytest.mark.parametrize(("only_a", "only_b", "status"), [
+    (12, 0, HELD),              # McNemar p = 2 / 2^12: significant, the claimed way
+    (3, 1, HELD_NOISE),         # the claimed way, p = 2 * 5/16 = 0.625
+    (2, 2, NOT_HELD_NOISE),     # a tie is never held
+    (1, 3, NOT_HELD_NOISE),     # the other way, not significantly
+    (0, 12, NOT_HELD)])         # the other way, significantly
+def test_order_claims_test_the_pairs(only_a, only_b, status):
+    a, b = _correctness(only_a, only_b)
+    rows = [{"label": "a", "cells": [_cell(100 * np.mean(a), a, scale=100)]},
+            {"label": "b", "cells": [_cell(100 * np.mean(b), b, scale=100)]}]
+    result = check_claim({"text": "t", "order": ["a", "b"]}, [ACC], rows)
+    assert result["status"] == status
+    assert result["tests"][0].startswith(f"a - b: {100 * (np.mean(a) - np.mean(b)):+.2f} [")
+    assert "McNemar" in result["tests"][0]
+
+
+def test_a_claim_of_several_comparisons_takes_the_worst_verdict():
+    a, b = _correctness(12, 0)
+    c = b[:]                                  # c ties b on every pair
+    rows = [{"label": k, "cells": [_cell(float(np.mean(v)), v)]}
+            for k, v in (("a", a), ("b", b), ("c", c))]
+    assert check_claim({"text": "t", "order": ["a", "b"]}, [ACC], rows)["status"] == HELD
+    result = check_claim({"text": "t", "best": "a"}, [ACC], rows)
+    assert result["status"] == HELD and len(result["tests"]) == 2
+    assert check_claim({"text": "t", "order": ["a", "b", "c"]}, [ACC], rows)["status"] \
+        == NOT_HELD_NOISE
+
+
+def test_rows_on_different_items_are_compared_on_point_values_only():
+    a, b = _correctness(12, 0)
+    other = {"ids": [f"x{i}" for i in range(len(b))], "values": b}
+    rows = [{"label": "a", "cells": [_cell(float(np.mean(a)), a)]},
+            {"label": "b", "cells": [{**_cell(float(np.mean(b)), b), "items": other}]}]
+    result = check_claim({"text": "t", "order": ["a", "b"]}, [ACC], rows)
+    assert result["status"] == HELD and "point values only" in result["tests"][0]
+
+
+@pytest.mark.parametrize(("share", "n", "status"), [
+    (0.70, 2000, HELD),             # interval about 68-72: all above 60
+    (0.62, 100, HELD_NOISE),        # 62 meets 60, but the interval (about 52-71) crosses it
+    (0.58, 100, NOT_HELD_NOISE),    # 58 misses 60, the interval reaches it
+    (0.40, 2000, NOT_HELD)])        # interval about 38-42: all below
+def test_at_least_claims_use_the_interval(share, n, status):
+    hits = int(share * n)
+    items = [1.0] * hits + [0.0] * (n - hits)
+    rows = [{"label": "a", "cells": [_cell(100 * np.mean(items), items, scale=100)]}]
+    claim = {"text": "t", "at_least": {"row": "a", "value": 60}}
+    result = check_claim(claim, [ACC], rows)
+    assert result["status"] == status and result["tests"][0].startswith("95% interval [")
+
+
+def test_within_claims_use_the_interval():
+    items = [50.0 + d for d in (-1.0, 1.0) * 500]
+    inside = [{"label": "a", "cells": [_cell(50.0, items)]}]
+    assert check_claim({"text": "t", "within": {"row": "a", "low": 35, "high": 65}}, [ACC],
+                       inside)["status"] == HELD
+    assert check_claim({"text": "t", "within": {"row": "a", "low": 50.03, "high": 65}}, [ACC],
+                       inside)["status"] == NOT_HELD_NOISE
+    assert check_claim({"text": "t", "within": {"row": "a", "low": 55, "high": 65}}, [ACC],
+                       inside)["status"] == NOT_HELD

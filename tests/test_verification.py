@@ -66,6 +66,28 @@ def test_k_fold_uses_only_training_folds():
     assert result["values"]["accuracy_mean"] == pytest.approx(np.mean(folds))
 
 
+def test_k_fold_items_are_each_pairs_correctness():
+    # The same pairs as above. Fold 0's training pairs (0.8 S, 0.2 D, 0.1 S, 0.9 D): the cuts
+    # at -inf, 0.5 and +inf each get 2 of 4 right, and the tie rule takes -inf, so fold 0
+    # calls both its pairs "same": pair 0 right, pair 1 wrong. Fold 1 likewise; fold 2's
+    # threshold (0.5) gets both its pairs wrong.
+    scores = np.array([0.9, 0.1, 0.8, 0.2, 0.1, 0.9])
+    same = np.array([True, False, True, False, True, False])
+    items = k_fold(scores, same, np.array([0, 0, 1, 1, 2, 2]))["items"]
+    assert items["accuracy_mean"] == {"ids": ["0", "1", "2", "3", "4", "5"],
+                                      "values": [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]}
+    assert items["val@far=0.01"]["ids"] == ["0", "2", "4"]     # VAL counts the same pairs
+
+
+def test_k_fold_items_average_to_the_summaries_with_unequal_folds():
+    rng = np.random.default_rng(3)
+    same = rng.random(500) < 0.5
+    scores = rng.normal(size=500) + same
+    result = k_fold(scores, same, rng.integers(0, 7, 500))
+    for key in ("accuracy_mean", "val@far=0.01", "val@far=0.001"):
+        assert np.mean(result["items"][key]["values"]) == pytest.approx(result["values"][key])
+
+
 def test_k_fold_perfect_and_auc():
     rng = np.random.default_rng(0)
     same = rng.random(600) < 0.5

@@ -17,6 +17,7 @@ import pandas as pd
 from facerepro import features
 from facerepro.data.imbalance import TEST, TRAIN, power_law_split
 from facerepro.data.protocols import attributes_of, splits_of
+from facerepro.evaluation import metrics
 from facerepro.evaluation.attributes import balanced_accuracy, imbalance_level
 from facerepro.evaluation.context import KINDS, ProtocolContext
 from facerepro.evaluation.knc import InstanceKNN, KNearestClusterClassifier, select_n_clusters
@@ -89,6 +90,8 @@ def attribute_prediction(ctx: ProtocolContext) -> dict[str, dict]:
     return {protocol["classifier"]: {
         "values": values,
         "n": {s: int(r.sum()) for s, r in rows.items()} | {"attributes": int(scored.sum())},
+        "items": {"mean_balanced_accuracy": metrics.items(
+            table.index[scored], table.loc[scored, "balanced_accuracy"])},
         "curves": {"attributes": {"names": list(table.index[scored]),
                                   "balanced_accuracy": table.loc[scored,
                                                                  "balanced_accuracy"].tolist(),
@@ -116,10 +119,14 @@ def imbalanced_classification(ctx: ProtocolContext) -> dict[str, dict]:
     clf.set_params(**{_DEPTH[protocol["classifier"]]: protocol["depth"]})
     pred = clf.predict(feats[row[test["image_id"]]])
     sizes = train["identity"].value_counts()
+    # Class-balanced accuracy is the mean of the per-class recalls: those are its items.
+    recall = (pd.Series(pred == test["identity"].to_numpy())
+              .groupby(test["identity"].to_numpy()).mean())
     return {protocol["classifier"]: {
         "values": {"mean_class_balanced_accuracy": float(balanced_accuracy_score(
                        test["identity"], pred)),
                    "imbalance_ratio": float(sizes.max() / sizes.min())},
+        "items": {"mean_class_balanced_accuracy": metrics.items(recall.index, recall)},
         "n": {"classes": len(sizes), "train": len(train), "test": len(test),
               "largest_class": int(sizes.max()), "smallest_class": int(sizes.min())},
         "notes": [f"power law gamma {run_config['imbalance']['gamma']:g}: "

@@ -4,17 +4,22 @@
      "scorers": {scorer: {"values": {metric: number}, "per_fold": {metric: [numbers]},
                           "n": {count: int}, "curves": {name: {"x": [...], "y": [...]}},
                           (or {"names", "balanced_accuracy", "imbalance"} per attribute),
+                          "items": {metric: {"ids": [str], "values": [numbers]}},
                           "notes": [str]}},
      "provenance": {...}}
 
 ``values`` are the summaries a report table reads (accuracy_mean, val@far=0.001, rank1, ...);
 ``per_fold`` keeps the values behind each summary; ``n`` says how many pairs, probes or folds
 it rests on. A null value means "not measurable here" and comes with a note saying why.
+``items`` keeps, for a summary that is a mean over test items (pairs, faces, attributes,
+classes), each item's id and value, so that two runs scored on the same items can be compared
+item by item (:mod:`facerepro.evaluation.uncertainty`); the values' mean is the summary.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,9 @@ import jsonschema
 from facerepro.atomic import write_json
 
 _NUMBERS = {"type": "array", "items": {"type": ["number", "null"]}}
+_ITEMS = {"type": "object", "required": ["ids", "values"], "additionalProperties": False,
+          "properties": {"ids": {"type": "array", "items": {"type": "string"}},
+                         "values": {"type": "array", "items": {"type": "number"}}}}
 # A curve is x against y, or per-attribute accuracies with their imbalance levels (the report
 # sorts attributes by imbalance: |positive rate - 50|, in %).
 _CURVE = {"anyOf": [
@@ -55,6 +63,7 @@ SCHEMA: dict[str, Any] = {
                     "n": {"type": "object",
                           "additionalProperties": {"type": "integer", "minimum": 0}},
                     "curves": {"type": "object", "additionalProperties": _CURVE},
+                    "items": {"type": "object", "additionalProperties": _ITEMS},
                     "notes": {"type": "array", "items": {"type": "string"}},
                 },
             },
@@ -62,6 +71,14 @@ SCHEMA: dict[str, Any] = {
         "provenance": {"type": "object"},
     },
 }
+
+
+def items(ids: Sequence, values: Sequence[float]) -> dict:
+    """One ``items`` record: each test item's id (as text) and its value."""
+    ids, values = [str(i) for i in ids], [float(v) for v in values]
+    if len(ids) != len(values):
+        raise ValueError(f"{len(ids)} item ids for {len(values)} values")
+    return {"ids": ids, "values": values}
 
 
 class MetricsError(ValueError):

@@ -14,7 +14,9 @@ import numpy as np
 
 from facerepro import features
 from facerepro.data.protocols import attributes_of
+from facerepro.evaluation import metrics
 from facerepro.evaluation.analysis import (
+    active_counts,
     best_neurons,
     neuron_selectiveness,
     one_vs_rest,
@@ -28,13 +30,18 @@ from facerepro.evaluation.context import KINDS, ProtocolContext
 def sparsity(ctx: ProtocolContext) -> dict[str, dict]:
     """How many neurons each face activates and on how many faces each neuron is active."""
     protocol = ctx.protocol
-    acts, _, _ = features.load(ctx.features_path, protocol.get("layer"), original_only=True)
+    acts, image_ids, _ = features.load(ctx.features_path, protocol.get("layer"),
+                                       original_only=True)
     summary = sparsity_summary(acts, protocol["threshold"])
     counts = {"images": summary.pop("n_images"), "neurons": summary.pop("n_neurons")}
+    per_image, per_neuron = active_counts(acts, protocol["threshold"])
+    items = {"per_image_fraction": metrics.items(image_ids, per_image / counts["neurons"]),
+             "per_neuron_fraction": metrics.items(range(counts["neurons"]),
+                                                  per_neuron / counts["images"])}
     curves = {name: {"x": h["edges"][:-1].tolist(), "y": h["counts"].tolist()}
               for name, h in sparsity_histograms(acts, protocol["threshold"],
                                                  protocol["bins"]).items()}
-    return {"activations": {"values": summary, "n": counts, "curves": curves,
+    return {"activations": {"values": summary, "n": counts, "curves": curves, "items": items,
                             "notes": [f"active = activation > {protocol['threshold']:g}; the "
                                       f"original faces only (not the flipped copies)"]}}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from facerepro import features
+from facerepro.evaluation import metrics
 from facerepro.evaluation.context import KINDS, ProtocolContext
 from facerepro.evaluation.verification import verify_pairs
 from facerepro.views import View, occlusion_views
@@ -38,21 +39,28 @@ def occlusion(ctx: ProtocolContext) -> dict[str, dict]:
     layers = features.layers(ctx.features_path) or [None]
     out = {}
     for scorer in protocol["scorers"]:
-        values, curves = {}, {}
+        values, curves, items = {}, {}, {}
         for layer in layers:
             score = ctx.scorer(scorer, layer)
-            accuracy = {}
+            accuracy, per_pair = {}, {}
             for view, path in zip(views, ctx.features_paths, strict=True):
                 feats, image_ids, _ = features.load(path, layer)
                 result = verify_pairs(feats, image_ids, pairs, score, protocol["fars"])
                 accuracy[_level(view)] = result["values"]["accuracy_mean"]
+                per_pair[_level(view)] = result["items"]["accuracy_mean"]
             name = layer or features.OUTPUT
             values.update({f"{level}@{name}": acc for level, acc in accuracy.items()})
             for kind, levels in (("bottom", protocol["bottom"]), ("block", protocol["blocks"])):
                 ys = [accuracy[f"{kind}{level:g}"] for level in levels]
-                values[f"mean_drop_{kind}@{name}"] = accuracy["none"] - float(np.mean(ys))
+                key = f"mean_drop_{kind}@{name}"
+                values[key] = accuracy["none"] - float(np.mean(ys))
                 curves[f"{kind}@{name}"] = {"x": [0, *levels], "y": [accuracy["none"], *ys]}
-        out[scorer] = {"values": values, "curves": curves,
+                # A pair's drop: its correctness unoccluded minus its mean over the levels.
+                occluded = np.mean([per_pair[f"{kind}{level:g}"]["values"] for level in levels],
+                                   axis=0)
+                items[key] = metrics.items(per_pair["none"]["ids"],
+                                           np.asarray(per_pair["none"]["values"]) - occluded)
+        out[scorer] = {"values": values, "curves": curves, "items": items,
                        "n": {"pairs": len(pairs), "levels": len(views)},
                        "notes": ["nets and scorers trained on unoccluded faces; the blocks are "
                                  "the same for every run (one fixed seed)"]}

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from facerepro.evaluation import metrics
 from facerepro.evaluation.analysis import binarize
 from facerepro.registries import Registry
 
@@ -115,7 +116,8 @@ def k_fold(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
     """Accuracy and VAL at each FAR per fold (thresholds from the other folds); ROC, AUC, EER.
 
     Returns the scorer entry of the metrics schema: ``values`` (summaries), ``per_fold``,
-    ``n`` (counts) and ``curves`` (the ROC over all pairs). A fold whose best cut calls every
+    ``n`` (counts), ``curves`` (the ROC over all pairs) and ``items`` (per pair, for
+    accuracy and VAL: what a paired comparison of two runs needs). A fold whose best cut calls every
     training pair the same class has an infinite threshold, written as null.
     """
     scores, same, folds = np.asarray(scores, float), np.asarray(same, bool), np.asarray(folds)
@@ -127,10 +129,16 @@ def k_fold(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
         per_fold[f"val@far={_far_key(far)}"] = []
         per_fold[f"far@far={_far_key(far)}"] = []
     resolution = []
+    # Per pair: its share of accuracy_mean (correct / (folds * fold size)) and, for same pairs,
+    # of each VAL; so each summary is the mean of its items, also when folds differ in size.
+    correct = np.zeros(len(scores))
+    hits = {far: np.zeros(len(scores)) for far in fars}
     for fold in fold_ids:
         test = folds == fold
         threshold, _ = best_threshold(scores[~test], same[~test])
-        per_fold["accuracy"].append(float(np.mean((scores[test] >= threshold) == same[test])))
+        right = (scores[test] >= threshold) == same[test]
+        per_fold["accuracy"].append(float(np.mean(right)))
+        correct[test] = right * len(scores) / (len(fold_ids) * test.sum())
         # JSON has no infinity: an all-same or all-different cut is written as null.
         per_fold["threshold"].append(threshold if np.isfinite(threshold) else None)
         test_same, test_diff = scores[test & same], scores[test & ~same]
@@ -138,6 +146,8 @@ def k_fold(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
         for far in fars:
             t = far_threshold(scores[~test & ~same], far)
             per_fold[f"val@far={_far_key(far)}"].append(float(np.mean(test_same >= t)))
+            hits[far][test & same] = ((test_same >= t) * same.sum()
+                                      / (len(fold_ids) * len(test_same)))
             per_fold[f"far@far={_far_key(far)}"].append(float(np.mean(test_diff >= t)))
     acc = np.array(per_fold["accuracy"])
     values = {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)),
@@ -151,10 +161,16 @@ def k_fold(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
         values[f"val_std@far={_far_key(far)}"] = float(val.std(ddof=1))
         values[f"far@far={_far_key(far)}"] = float(np.mean(per_fold[f"far@far={_far_key(far)}"]))
     fpr, tpr, _ = roc_curve(same, scores)
+    # Items are named by the pair's position in the pairs file, which every run shares.
+    pair = np.arange(len(scores))
+    items = {"accuracy_mean": metrics.items(pair, correct)}
+    items.update({f"val@far={_far_key(far)}": metrics.items(pair[same], hits[far][same])
+                  for far in fars})
     return {"values": values, "per_fold": per_fold,
             "n": {"pairs": int(len(scores)), "folds": int(len(fold_ids)),
                   "same": int(same.sum()), "different": int((~same).sum())},
-            "curves": {"roc": {"x": fpr.tolist(), "y": tpr.tolist()}}}
+            "curves": {"roc": {"x": fpr.tolist(), "y": tpr.tolist()}},
+            "items": items}
 
 
 def pair_rows(image_ids: np.ndarray, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -16,11 +16,27 @@ A claim is checked on the reproduced values of one column:
 - ``at_least: {row: a, value: v}``: a reaches v (v itself included);
 - ``within: {row: a, low: u, high: v}``: u <= a <= v (the papers' "about half").
 
+Each claim ends in one of four verdicts, decided on the test items the values are means of
+(:mod:`facerepro.evaluation.uncertainty`): every claimed "a better than b" is a paired test of
+the two rows on the same items (exact McNemar on per-pair correctness, else a paired
+bootstrap), and a bound is met or missed by the value's 95% interval.
+
+- *held*: every comparison goes the claimed way and is significant (p < 0.05), or the interval
+  lies inside the bound;
+- *held within noise*: every comparison goes the claimed way, but not all significantly, or the
+  value meets the bound and its interval crosses it;
+- *not held within noise*: some comparison goes the other way or ties, none significantly, or
+  the value misses the bound and its interval reaches it;
+- *not held*: some comparison goes the other way significantly, or the interval misses the
+  bound.
+
 Rows compared with rows must differ: a tie between them is never "held" (equal numbers put
 neither row ahead), for ``order``, ``best`` and ``worst`` alike. A value equal to an
-``at_least`` or ``within`` bound meets it, as the claims' words ("at least 60%") say.
-A claim whose rows have no reproduced value (the run is not in this config) is "not run",
-never "held".
+``at_least`` or ``within`` bound meets it, as the claims' words ("at least 60%") say. Values
+without per-item data (e.g. the angular Fisher score, a ratio), or rows scored on different
+items, cannot be tested: the claim is then decided on the point values alone, *held* or *not
+held*, and its row says "point values only". A claim whose rows have no reproduced value (the
+run is not in this config) is "not run", never "held".
 """
 
 from __future__ import annotations
@@ -31,10 +47,15 @@ from typing import Any
 
 import yaml
 
+from facerepro.evaluation import uncertainty
+
 REFERENCES = Path(__file__).parent / "references"
 # The papers in the order the report presents them (docs/papers.md order).
 PAPERS = ("deepid2plus", "compact_int32", "facenet", "sphereface", "clmle")
 HELD, NOT_HELD, NOT_RUN = "held", "not held", "not run"
+HELD_NOISE, NOT_HELD_NOISE = "held within noise", "not held within noise"
+# The verdicts from best to worst: a claim of several comparisons takes its worst one.
+VERDICTS = (HELD, HELD_NOISE, NOT_HELD_NOISE, NOT_HELD)
 
 
 def load_references(directory: Path = REFERENCES) -> list[dict]:
@@ -52,15 +73,21 @@ def _cell(spec: dict, reported: float | None, metrics: dict[tuple[str, str], dic
     """Reported and reproduced value of one (row, column), in the column's unit."""
     scale = spec.get("scale", 1)
     payload = metrics.get((spec.get("run"), spec.get("protocol")))
-    reproduced = spread = None
+    reproduced = spread = items = interval = None
     if payload is not None and spec["scorer"] in payload["scorers"]:
-        values = payload["scorers"][spec["scorer"]]["values"]
+        entry = payload["scorers"][spec["scorer"]]
+        values = entry["values"]
         if values.get(spec["value"]) is not None:
             reproduced = scale * values[spec["value"]]
+            # Items stay in the metric's unit (0/1 correctness stays 0/1 for McNemar).
+            items = entry.get("items", {}).get(spec["value"])
+            if items is not None:
+                interval = tuple(scale * v for v in uncertainty.mean_interval(items["values"]))
         if spec.get("spread") and values.get(spec["spread"]) is not None:
             spread = scale * values[spec["spread"]]
     diff = reproduced - reported if reproduced is not None and reported is not None else None
     return {"reported": reported, "reproduced": reproduced, "spread": spread, "diff": diff,
+            "interval": interval, "items": items, "scale": scale,
             "run": spec.get("run"), "protocol": spec.get("protocol")}
 
 
@@ -81,11 +108,57 @@ def _better(a: float, b: float, column: dict) -> bool:
     return a < b if column.get("better", "higher") == "lower" else a > b
 
 
+def _worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=VERDICTS.index)
+
+
+def _compare(better: str, worse: str, cells: dict[str, dict], column: dict) -> tuple[str, str]:
+    """The verdict on "``better`` beats ``worse``" and a line with the difference, its interval
+    and the paired test."""
+    a, b = cells[better], cells[worse]
+    ahead = _better(a["reproduced"], b["reproduced"], column)
+    digits = column.get("digits", 2)
+    paired = (uncertainty.align(a["items"], b["items"])
+              if a["items"] is not None and b["items"] is not None else None)
+    if paired is None:
+        return (HELD if ahead else NOT_HELD,
+                f"{better} - {worse}: {a['reproduced'] - b['reproduced']:+.{digits}f} "
+                f"(point values only)")
+    test = uncertainty.paired_difference(*paired)
+    if test.significant():
+        verdict = HELD if ahead else NOT_HELD
+    else:
+        verdict = HELD_NOISE if ahead else NOT_HELD_NOISE
+    diff, low, high = (a["scale"] * v for v in (test.diff, test.low, test.high))
+    p = f"p {test.p:.3f}" if test.p >= 0.001 else "p < 0.001"
+    return verdict, (f"{better} - {worse}: {diff:+.{digits}f} "
+                     f"[{low:+.{digits}f}, {high:+.{digits}f}], {test.test} {p}")
+
+
+def _bounded(cell: dict, low: float, high: float, digits: int) -> tuple[str, str]:
+    """The verdict on ``low <= value <= high`` from the value's 95% interval."""
+    value, interval = cell["reproduced"], cell["interval"]
+    inside = low <= value <= high
+    if interval is None:
+        return HELD if inside else NOT_HELD, "point value only"
+    lo, hi = interval
+    if low <= lo and hi <= high:
+        verdict = HELD
+    elif inside:
+        verdict = HELD_NOISE
+    elif hi < low or lo > high:
+        verdict = NOT_HELD
+    else:
+        verdict = NOT_HELD_NOISE
+    return verdict, f"95% interval [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
     """``{"text", "status", "detail"}`` for one claim on the reproduced values."""
     index = claim.get("column", 0)
     column = columns[index]
-    value = {row["label"]: row["cells"][index]["reproduced"] for row in rows}
+    cells = {row["label"]: row["cells"][index] for row in rows}
+    value = {label: cell["reproduced"] for label, cell in cells.items()}
     digits = column.get("digits", 2)
 
     def show(label: str) -> str:
@@ -107,26 +180,29 @@ def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
     missing = [label for label in dict.fromkeys(needed) if value[label] is None]
     if missing:
         return {"text": claim["text"], "status": NOT_RUN,
-                "detail": "no reproduced value for " + ", ".join(missing)}
+                "detail": "no reproduced value for " + ", ".join(missing), "tests": []}
+    if "at_least" in claim or "within" in claim:
+        label = named[0]
+        if "at_least" in claim:
+            low, high = claim["at_least"]["value"], float("inf")
+            detail = f"{show(label)} (bound {low:g})"
+        else:
+            low, high = claim["within"]["low"], claim["within"]["high"]
+            detail = f"{show(label)} (range {low:g} to {high:g})"
+        status, test = _bounded(cells[label], low, high, digits)
+        return {"text": claim["text"], "status": status, "detail": detail, "tests": [test]}
     if "order" in claim:
-        held = all(_better(value[a], value[b], column) for a, b in itertools.pairwise(named))
+        ranked = list(itertools.pairwise(named))
         detail = "claimed best first: " + ", ".join(show(label) for label in named)
-    elif "at_least" in claim:
-        label, bound = named[0], claim["at_least"]["value"]
-        held = value[label] >= bound
-        detail = f"{show(label)} (bound {bound:g})"
-    elif "within" in claim:
-        label, low, high = named[0], claim["within"]["low"], claim["within"]["high"]
-        held = low <= value[label] <= high
-        detail = f"{show(label)} (range {low:g} to {high:g})"
     else:
         label = named[0]
         others = [k for k in among if k != label]
         # (better, worse) pairs: for worst, every other row must be strictly better
         ranked = [(label, k) if "best" in claim else (k, label) for k in others]
-        held = all(_better(value[a], value[b], column) for a, b in ranked)
         detail = f"{show(label)}; others: " + ", ".join(show(k) for k in others)
-    return {"text": claim["text"], "status": HELD if held else NOT_HELD, "detail": detail}
+    verdicts, tests = zip(*(_compare(a, b, cells, column) for a, b in ranked), strict=True)
+    return {"text": claim["text"], "status": _worst(list(verdicts)), "detail": detail,
+            "tests": list(tests)}
 
 
 def paper_tables(metrics: dict[tuple[str, str], dict],
@@ -160,8 +236,8 @@ def paper_tables(metrics: dict[tuple[str, str], dict],
 
 
 def claim_summary(papers: list[dict]) -> dict[str, Any]:
-    """How many claims held, did not hold, or were not run, over every paper."""
-    counts = {HELD: 0, NOT_HELD: 0, NOT_RUN: 0}
+    """How many claims ended in each verdict, or were not run, over every paper."""
+    counts = dict.fromkeys((*VERDICTS, NOT_RUN), 0)
     for paper in papers:
         for table in paper["tables"]:
             for claim in table["claims"]:
