@@ -260,6 +260,23 @@ def test_contrastive_known_answer():
     assert ContrastiveLoss(1.5)(x, labels).item() == pytest.approx(expected)
 
 
+def test_contrastive_logs_the_share_of_different_pairs_inside_the_margin():
+    # Pairs (rows 2i, 2i+1): a different pair at distance 0.5, one at 2, one at 3, and a same
+    # pair at 0.1 (never counted). Margin 2.5: the pairs at 0.5 and 2 are inside, 2 of 3.
+    x = torch.tensor([[0.0, 0], [0.5, 0], [0, 0], [2, 0], [0, 0], [3, 0], [0, 0], [0.1, 0]])
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 6])
+    loss = ContrastiveLoss(2.5)
+    assert math.isnan(loss.diagnostics()["inside_margin"])
+    loss(x, labels)
+    assert loss.diagnostics()["inside_margin"] == pytest.approx(2 / 3)
+    # With the margin below every distance the term has no gradient from different pairs.
+    far = ContrastiveLoss(0.4)
+    y = x.clone().requires_grad_()
+    far(y, labels).backward()
+    assert far.diagnostics()["inside_margin"] == 0.0
+    assert torch.count_nonzero(y.grad[:6]) == 0
+
+
 def test_contrastive_pairs_are_consecutive_rows():
     # rows 0 and 2 share a label, but the pairs are (0, 1) and (2, 3): both different
     x = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 0.0], [0.0, 0.5]])

@@ -23,11 +23,17 @@ def _safe_norm(squared: torch.Tensor) -> torch.Tensor:
 
 
 class ContrastiveLoss(nn.Module):
-    """Eq. 2 on consecutive rows, mean over the B / 2 pairs."""
+    """Eq. 2 on consecutive rows, mean over the B / 2 pairs.
+
+    A different-person pair acts only while it is inside the margin (||f_i - f_j|| < m): the
+    share of such pairs in the last batch is kept for the training log (:meth:`diagnostics`),
+    since a margin below the features' scale silently leaves the term without effect.
+    """
 
     def __init__(self, margin: float) -> None:
         super().__init__()
         self.margin = margin
+        self.inside_margin = torch.tensor(float("nan"))
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if len(embeddings) % 2:
@@ -36,4 +42,12 @@ class ContrastiveLoss(nn.Module):
         squared = (embeddings[0::2] - embeddings[1::2]).pow(2).sum(1)
         same = labels[0::2] == labels[1::2]
         apart = (self.margin - _safe_norm(squared)).clamp_min(0).pow(2)
+        # kept as a tensor: reading it here would synchronise a GPU every step
+        self.inside_margin = ((~same & (squared < self.margin ** 2)).sum()
+                              / (~same).sum().clamp_min(1)).detach()
         return 0.5 * torch.where(same, squared, apart).mean()
+
+    def diagnostics(self) -> dict[str, float]:
+        """Share of the last batch's different-person pairs inside the margin (NaN before
+        the first batch)."""
+        return {"inside_margin": float(self.inside_margin)}

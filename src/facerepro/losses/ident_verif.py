@@ -52,6 +52,9 @@ class IdentVerifLoss(nn.Module):
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.identification.logits(embeddings)
 
+    def diagnostics(self) -> dict[str, float]:
+        return self.verification.diagnostics()
+
 
 class LayerwiseIdentVerifLoss(nn.Module):
     """Sum of one ``IdentVerifLoss`` per supervised layer, each with its own classifier.
@@ -82,3 +85,8 @@ class LayerwiseIdentVerifLoss(nn.Module):
                              f"{len(self.dims)} (dims {self.dims})")
         pairs = zip(self.layers, layers, strict=True)
         return torch.stack([loss(f, labels) for loss, f in pairs]).sum()
+
+    def diagnostics(self) -> dict[str, float]:
+        """Each supervised layer's (FC-1, FC-2, ...) share of pairs inside the margin."""
+        return {f"fc{n}/{key}": value for n, loss in enumerate(self.layers, 1)
+                for key, value in loss.diagnostics().items()}

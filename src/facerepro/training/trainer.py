@@ -332,11 +332,15 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
                 schedule.step(final_loss)
             speed = window_images / (time.perf_counter() - window_start)
             lr = optimizer.param_groups[0]["lr"]
-            log.info("step %d loss %.4f lr %.4g %.1f images/s", step, final_loss, lr, speed)
+            # A loss may say how its terms act on the last batch (e.g. pairs inside a margin).
+            diagnostics = getattr(loss_fn, "diagnostics", dict)()
+            log.info("step %d loss %.4f lr %.4g %.1f images/s%s", step, final_loss, lr, speed,
+                     "".join(f", {k} {v:.3f}" for k, v in diagnostics.items()))
             bar.set_postfix(loss=f"{final_loss:.3f}", img_s=f"{speed:.0f}")
             _log_live(live, step, {"train/loss": final_loss, "train/lr": lr,
                                    "train/images_per_s": speed,
-                                   "train/data_wait_s": loader.wait_s})
+                                   "train/data_wait_s": loader.wait_s,
+                                   **{f"train/{k}": v for k, v in diagnostics.items()}})
             window_start, window_images = time.perf_counter(), 0
         evaluate = run["eval_every"] and (step % run["eval_every"] == 0
                                           or step == run["iterations"])
