@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from facerepro.losses.clmle import CLMLELoss, MultiTaskCLMLELoss
+from facerepro.losses.clmle import CLMLELoss, MultiTaskCLMLELoss, batch_centroids
 from facerepro.spherical_kmeans import (
     ClusterSet,
     _balanced_assign,
@@ -168,15 +168,52 @@ def test_loss_by_hand():
     got = plain(angles(HAND_ANGLES), HAND_TARGET)
     assert got.item() == pytest.approx((l10 + l11 + l20) / 3, rel=1e-6)
     assert plain.cluster_losses == pytest.approx({10: l10, 11: l11, 20: l20}, rel=1e-6)
-    # Cost-sensitive: class 0 has 4 samples (weight 1/4), class 1 has 2 (weight 1/2), so the
-    # loss is the mean of the two class means.
+    # Cost-sensitive: class 0 has 4 of the 6 samples (weight 6/4), class 1 has 2 (weight 6/2);
+    # Eq. 9's 1 / 6 of the weighted sum is the sum of the two class means (the paper's) ...
     weighted = CLMLELoss(2, [3, 1], a1=0.6, a2=0.8)
     got = weighted(angles(HAND_ANGLES), HAND_TARGET)
+    assert got.item() == pytest.approx((l10 + l11) / 2 + l20, rel=1e-6)
+    # ... and weights normalised by their sum give the mean of the two class means.
+    normalised = CLMLELoss(2, [3, 1], a1=0.6, a2=0.8, normalise_weights=True)
+    got = normalised(angles(HAND_ANGLES), HAND_TARGET)
     assert got.item() == pytest.approx(((l10 + l11) / 2 + l20) / 2, rel=1e-6)
+    # Every cluster's two samples coincide, so the plain mean is already unit length.
+    for centroids in ("mean", "unit"):
+        got = CLMLELoss(2, [3, 1], a1=0.6, a2=0.8, cost_sensitive=False, centroids=centroids)
+        assert got(angles(HAND_ANGLES), HAND_TARGET).item() == pytest.approx(
+            (l10 + l11 + l20) / 3, rel=1e-6)
+
+
+def test_batch_centroids_are_the_plain_or_the_normalised_mean():
+    # Cluster 0: unit features at 0 and 90 degrees, mean (1/2, 1/2) of length sqrt2 / 2;
+    # cluster 1: one feature at 180 degrees, its own mean.
+    f = angles([0.0, 180.0, 90.0])
+    member = torch.tensor([0, 1, 0])
+    mean = batch_centroids(f, member, 2, "mean")
+    unit = batch_centroids(f, member, 2, "unit")
+    torch.testing.assert_close(mean, torch.tensor([[0.5, 0.5], [-1.0, 0.0]],
+                                                  dtype=torch.float64))
+    r = math.sqrt(2) / 2
+    torch.testing.assert_close(unit, torch.tensor([[r, r], [-1.0, 0.0]], dtype=torch.float64))
+    # In the loss: cluster 0 of class 0, cluster 1 of class 1, a1 = 0.5 (1 - cos pi) = 1,
+    # no within term. Sample at 0 degrees: mean f.mu_0 = 1/2, f.mu_1 = -1 -> -1 - 1/2 + 1;
+    # unit f.mu_0 = r. The sample at 90 degrees has the same f.mu_0 and f.mu_1 = 0.
+    target = torch.tensor([[0, 0], [1, 1], [0, 0]])
+    want = {"mean": [-1 - 0.5 + 1, 0.0, 0 - 0.5 + 1], "unit": [0.0, 0.0, 1 - r]}
+    # the sample at 180 degrees: f.mu_1 = 1 and f.mu_0 = -1/2 (mean) or -r (unit): clamped
+    for centroids, per_sample in want.items():
+        loss = CLMLELoss(2, [2, 1], a1=0.5, cost_sensitive=False, centroids=centroids)
+        value = loss(f, target).item()
+        assert value == pytest.approx(sum(max(0.0, x) for x in per_sample) / 3, rel=1e-6)
+    assert CLMLELoss(2, [2, 1], a1=0.5)(f, target).item() != pytest.approx(
+        CLMLELoss(2, [2, 1], a1=0.5, centroids="unit")(f, target).item(), rel=1e-3)
+    with pytest.raises(ValueError, match="centroids is 'median'"):
+        CLMLELoss(2, [2, 1], centroids="median")
 
 
 def reference_loss(f: np.ndarray, classes: list[int], clusters: list[int], a1: float,
-                   a2: list[float], cost_sensitive: bool) -> tuple[float, dict[int, float]]:
+                   a2: list[float], cost_sensitive: bool, centroids: str = "mean",
+                   normalise_weights: bool = False) -> tuple[float, dict[int, float]]:
     """Eq. 9 with loops, straight from the formula."""
     f = [v / np.linalg.norm(v) for v in f]
     ids = sorted(set(clusters))
@@ -184,7 +221,8 @@ def reference_loss(f: np.ndarray, classes: list[int], clusters: list[int], a1: f
     for k in ids:
         members = [f[i] for i in range(len(f)) if clusters[i] == k]
         mean = sum(members) / len(members)
-        mu[k], owner[k] = mean / np.linalg.norm(mean), classes[clusters.index(k)]
+        mu[k] = mean / np.linalg.norm(mean) if centroids == "unit" else mean
+        owner[k] = classes[clusters.index(k)]
     per_sample = []
     for i, v in enumerate(f):
         m, c = clusters[i], classes[i]
@@ -197,8 +235,10 @@ def reference_loss(f: np.ndarray, classes: list[int], clusters: list[int], a1: f
         if same:
             loss += max(0.0, -math.log(math.exp(own - a2[c]) / sum(math.exp(s) for s in same)))
         per_sample.append(loss)
-    weights = [1 / classes.count(c) if cost_sensitive else 1.0 for c in classes]
-    total = sum(w * x for w, x in zip(weights, per_sample, strict=True)) / sum(weights)
+    # the inverse of each class's share of the batch (1 without cost-sensitive learning)
+    weights = [len(f) / classes.count(c) if cost_sensitive else 1.0 for c in classes]
+    norm = sum(weights) if normalise_weights else len(f)
+    total = sum(w * x for w, x in zip(weights, per_sample, strict=True)) / norm
     by_cluster = {k: float(np.mean([x for x, j in zip(per_sample, clusters, strict=True)
                                     if j == k])) for k in ids}
     return total, by_cluster
@@ -219,17 +259,21 @@ def random_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor([RANDOM_CLASSES, RANDOM_CLUSTERS]).T
 
 
-@pytest.mark.parametrize("cost_sensitive", [False, True])
+@pytest.mark.parametrize(("cost_sensitive", "normalise_weights"),
+                         [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("centroids", ["mean", "unit"])
 @pytest.mark.parametrize(("seed", "a1"), [(0, 0.7), (1, 0.1), (2, 0.7)])
-def test_loss_matches_a_loop_implementation(seed, a1, cost_sensitive):
+def test_loss_matches_a_loop_implementation(seed, a1, centroids, cost_sensitive,
+                                            normalise_weights):
     # With a1 = 0.1, batch 1 has a sample whose between term is clamped at 0; in every batch
     # some within terms are.
     x, target = random_batch(seed)
-    loss = CLMLELoss(3, SIZES, a1=a1, a2=0.9, cost_sensitive=cost_sensitive)
+    loss = CLMLELoss(3, SIZES, a1=a1, a2=0.9, cost_sensitive=cost_sensitive,
+                     centroids=centroids, normalise_weights=normalise_weights)
     a1 *= 1 - math.cos(2 * math.pi / 3)
     a2 = [0.9 * (1 - math.cos(2 * math.pi * s / 100)) for s in SIZES]
     want, by_cluster = reference_loss(x.numpy(), RANDOM_CLASSES, RANDOM_CLUSTERS, a1, a2,
-                                      cost_sensitive)
+                                      cost_sensitive, centroids, normalise_weights)
     assert loss(x, target).item() == pytest.approx(want, rel=1e-5)
     assert loss.cluster_losses == pytest.approx(by_cluster, rel=1e-5)
     assert want > 0
@@ -245,7 +289,7 @@ def test_cost_sensitive_weighting_changes_the_value():
 def test_a_satisfied_margin_costs_nothing():
     # Two classes, one cluster each, a1 = 0.6 (1 - cos pi) = 1.2: the between term is
     # cos(gap) - 1 + 1.2, 0.2 at 90 degrees and -0.3 -> 0 at 120 degrees.
-    loss = CLMLELoss(2, [1, 1], a1=0.6)
+    loss = CLMLELoss(2, [1, 1], a1=0.6, cost_sensitive=False)
     target = torch.tensor([[0, 1], [1, 2]])
     assert loss(angles([0.0, 90.0]), target).item() == pytest.approx(0.2)
     x = angles([0.0, 120.0]).requires_grad_()
@@ -255,7 +299,7 @@ def test_a_satisfied_margin_costs_nothing():
 
 
 def test_empty_sums_contribute_zero():
-    loss = CLMLELoss(2, [3, 1], a1=0.6, a2=0.8)
+    loss = CLMLELoss(2, [3, 1], a1=0.6, a2=0.8, cost_sensitive=False)
     # One class, two clusters 60 degrees apart: no between term; within = 1/2 - 1 + 0.8.
     x = angles([0.0, 60.0, 0.0, 60.0]).requires_grad_()
     target = torch.tensor([[0, 1], [0, 2], [0, 1], [0, 2]])
@@ -509,6 +553,14 @@ def test_multi_task_loss_is_the_mean_of_per_task_losses():
     tasks = [CLMLELoss(2, [3, 2], 0.4, 0.9), CLMLELoss(2, [2, 3], 0.4, 0.9)]
     want = (tasks[0](x, first) + tasks[1](y, second)) / 2
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    for options in ({"centroids": "unit"}, {"normalise_weights": True}):
+        other = MultiTaskCLMLELoss(attributes, a1=0.4, a2=0.9, **options)
+        alone = [CLMLELoss(2, [3, 2], 0.4, 0.9, **options),
+                 CLMLELoss(2, [2, 3], 0.4, 0.9, **options)]
+        value = other(torch.cat([x, y], 1), torch.stack([first, second], 1)).item()
+        assert value == pytest.approx(((alone[0](x, first) + alone[1](y, second)) / 2).item(),
+                                      rel=1e-6)
+        assert value != pytest.approx(got.item(), rel=1e-3)
     # the batched tasks' matrix products round differently from one task's, in the last bits
     assert multi.cluster_losses == [pytest.approx(t.cluster_losses, rel=1e-12) for t in tasks]
     # (n,) identities: one task over all classes, sizes counted in the labels.

@@ -278,8 +278,9 @@ def test_imbalanced_classification_scores_the_runs_own_test_faces(tmp_path):
 
 
 
-@pytest.mark.parametrize("cost_sensitive", [True, False])
-def test_multi_task_loss_equals_the_per_task_losses_and_their_gradients(cost_sensitive):
+@pytest.mark.parametrize("options", [{"cost_sensitive": True}, {"cost_sensitive": False},
+                                     {"centroids": "unit", "normalise_weights": True}])
+def test_multi_task_loss_equals_the_per_task_losses_and_their_gradients(options):
     from facerepro.losses.clmle import CLMLELoss, MultiTaskCLMLELoss
 
     rng = np.random.default_rng(3)
@@ -291,11 +292,11 @@ def test_multi_task_loss_equals_the_per_task_losses_and_their_gradients(cost_sen
     target[..., 0] = target[..., 1] % 2                       # cluster k belongs to class k % 2
     emb = torch.tensor(rng.normal(size=(batch, tasks * dim)), dtype=torch.float64,
                        requires_grad=True)
-    multi = MultiTaskCLMLELoss(labels, a1=0.7, a2=0.3, cost_sensitive=cost_sensitive).double()
+    multi = MultiTaskCLMLELoss(labels, a1=0.7, a2=0.3, **options).double()
     got = multi(emb, torch.from_numpy(target))
     (grad_got,) = torch.autograd.grad(got, emb)
     singles = [CLMLELoss(2, np.bincount(labels[:, t], minlength=2), 0.7, 0.3,
-                         cost_sensitive).double() for t in range(tasks)]
+                         **options).double() for t in range(tasks)]
     want = torch.stack([loss(emb[:, t * dim:(t + 1) * dim], torch.from_numpy(target[:, t]))
                         for t, loss in enumerate(singles)]).mean()
     (grad_want,) = torch.autograd.grad(want, emb)

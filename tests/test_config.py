@@ -287,3 +287,69 @@ def test_report_deviations_compare_with_each_methods_paper_values():
     [line] = [line for line in deviations(config) if "loss_options" in line]
     assert line.startswith("deepid2plus:")
     assert "loss_options.layerwise = False (paper: True)" in line
+
+
+def _lines_of(config: dict, text: str) -> list[str]:
+    from facerepro.report.html import deviations
+
+    return [line for line in deviations(config) if text in line]
+
+
+@pytest.mark.parametrize(("option", "value", "paper"), [
+    ("centroids", "unit", "mean"), ("normalise_weights", True, False)])
+def test_clmle_choices_are_deviations_only_off_the_papers_value(option, value, paper):
+    config = load(ROOT / "config/config.yaml")
+    assert config["runs"]["clmle"]["loss_options"][option] == paper   # the paper's default
+    assert not _lines_of(config, option)
+    config["runs"]["clmle"]["loss_options"][option] = value
+    [line] = _lines_of(config, option)
+    assert line.startswith("clmle:") and f"loss_options.{option} = {value} (paper: {paper})" \
+        in line
+
+
+def test_code_deviations_name_the_runs_they_concern():
+    from facerepro.report.html import deviations
+
+    config = load(ROOT / "config/paper.yaml")
+    [deepid] = _lines_of(config, "conv3 and conv4 are ordinary convolutions")
+    assert deepid.startswith("deepid2plus, deepid2plus_no_layerwise,") and "facenet" not in deepid
+    # FaceNet's NN2 on SphereFace's 112x96 crop; on a 160x160 crop it is the paper's NN3
+    [crop] = _lines_of(config, "crops (FaceNet Tables 1-2")
+    assert crop.startswith("facenet: facenet_nn2 on 112x96 crops")
+    [constant] = _lines_of(config, "AdaGrad at a constant lr")
+    assert constant.startswith("facenet: AdaGrad at a constant lr 0.05")
+    [negatives] = _lines_of(config, "randomly sampled negative")
+    [repeats] = _lines_of(config, "repeated images")
+    assert negatives.startswith("facenet: ") and "fewer than 40 training images" in repeats
+    # the 2,000 held-out people: every run on CASIA but DeepID2+'s
+    [held] = _lines_of(config, "people held out of casia/casia")
+    runs = held.split(": ")[0].split(", ")
+    assert "trained without the 2000 people" in held
+    assert {"sphere64_softmax", "facenet", "clmle", "compact_32x1"} <= set(runs)
+    assert not any(r.startswith("deepid") for r in runs)
+    [depth] = _lines_of(config, "retrieval depth")
+    assert depth.startswith("celeba_attributes, celeba_attributes_knn: ")
+    assert "10,000 validation images" in depth
+
+    config["runs"]["facenet"]["template"] = "facenet_160"
+    config["runs"]["facenet"]["lr_steps"] = [80000]
+    assert not _lines_of(config, "crops (FaceNet") and not _lines_of(config, "constant lr")
+    config["runs"] = {name: spec for name, spec in config["runs"].items()
+                      if spec["method"] == "ident_verif"}
+    config["protocols"] = {name: p for name, p in config["protocols"].items()
+                           if p["kind"] != "attributes" or p["classifier"] == "svm"}
+    lines = "\n".join(deviations(config))
+    assert "conv3 and conv4" in lines
+    for gone in ("FaceNet", "people held out", "retrieval depth"):
+        assert gone not in lines
+    config["runs"] = {}
+    assert not _lines_of(config, "conv3 and conv4")
+
+
+def test_the_default_configs_validate_with_the_clmle_paper_defaults():
+    for name in ("config", "extended", "test", "paper"):
+        config = load(ROOT / f"config/{name}.yaml")
+        for spec in config["runs"].values():
+            if spec["method"] == "clmle":
+                assert spec["loss_options"]["centroids"] == "mean"
+                assert spec["loss_options"]["normalise_weights"] is False

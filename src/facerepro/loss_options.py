@@ -114,6 +114,9 @@ class AttributeSoftmaxOptions:
         "set (CLMLE Table 5 \"cost-sensitive\"); false = plain softmax.")
 
 
+CENTROIDS = ("mean", "unit")
+
+
 @dataclass(frozen=True)
 class CLMLEOptions:
     a1: float = option(
@@ -126,6 +129,19 @@ class CLMLEOptions:
         paper_value=False, minimum=0, maximum=1)
     cost_sensitive: bool = option(True, "Weight each sample by the inverse frequency of its "
                                   "class in the batch (Table 7 ablation = false).")
+    # Sec. 3.3: a batch cluster's mu_m is the mean of its 20 samples' (unit) features.
+    centroids: str = option(
+        "mean", "Centroid mu_m of each cluster of the batch in Eq. 9: mean = the plain mean of "
+        "its samples' unit features (Sec. 3.3); unit = that mean normalised to unit length, "
+        "like the spherical k-means centroids.", enum=list(CENTROIDS))
+    # Sec. 3.3 and Eq. 9: 1 / (M l) sum_i w_i L_i, w_i the inverse frequency of i's class.
+    normalise_weights: bool = option(
+        False, "With cost_sensitive: divide sum_i w_i L_i by sum_i w_i (the mean over the "
+        "batch's classes of each class's mean loss, whatever the number of classes in the "
+        "batch); false = Eq. 9's 1 / (M l) sum_i w_i L_i with w_i = M l / n_c(i), the inverse "
+        "of the share of the batch of i's class (the sum over the batch's classes of each "
+        "class's mean loss).")
+
 
 
 # The options dataclass of each method (facerepro.losses.LOSSES holds the same methods' losses).

@@ -13,9 +13,13 @@ features f_i and cluster centroids mu_k,
 where c(k) is the class of cluster k and the sums run over the clusters of the batch. A term
 whose sum is empty (no cluster of another class, or no other cluster of the same class in the
 batch) is 0. The centroids are those of the batch (Sec. 3.3: the paper's mu_m is the mean of
-the 20 samples drawn from cluster m), normalised to unit length here like the k-means
-centroids the margins were derived for; the two agree in the collapsed limit of that
-derivation. Gradients flow through the centroids into every member of the cluster.
+the 20 samples drawn from cluster m): ``centroids="mean"`` (the default) takes that plain mean
+of the unit features, so ``||mu_m|| <= 1``; ``"unit"`` normalises it to unit length like the
+k-means centroids the margins were derived for (the two agree in the collapsed limit of that
+derivation, where every member of a cluster is the same point). Gradients flow through the
+centroids into every member of the cluster. The spherical k-means centroids that form the
+clusters and pick a batch's neighbours (:mod:`facerepro.spherical_kmeans`, the cluster
+sampler) and Eq. 10's (:mod:`facerepro.evaluation.knc`) stay unit length either way.
 
 Margins (Sec. 3.2, upper bounds of the grid search) are given as fractions of the bounds:
 
@@ -25,9 +29,13 @@ Margins (Sec. 3.2, upper bounds of the grid search) are given as fractions of th
 taken as written; for L_c > L / 2 the angle 2 pi L_c / L passes pi and the bound falls again.
 
 Cost-sensitive learning (Sec. 3.3): each sample is weighted by the inverse frequency of its
-class in the batch, ``w_i = 1 / #{j: c(j) = c(i)}``, and the loss is ``sum w_i L_i / sum w_i``
-(the mean over the batch's classes of each class's mean loss). Without it the loss is the
-plain mean over the batch, Eq. 9's 1 / (M l).
+class in the batch, ``w_i = B / n_c(i)`` with ``B = M l`` the batch size and ``n_c`` the
+batch's samples of class c, inside Eq. 9's average: ``1 / B sum_i w_i L_i = sum_i L_i / n_c(i)``,
+the sum over the batch's classes of each class's mean loss (the default). With
+``normalise_weights`` the weights are divided by their sum instead, ``sum w_i L_i / sum w_i``:
+the mean over the batch's classes of each class's mean loss, whose scale does not grow with
+the number of classes a batch holds. Without cost-sensitive learning the loss is the plain
+mean over the batch, Eq. 9's 1 / (M l).
 """
 
 from __future__ import annotations
@@ -40,13 +48,30 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facerepro.loss_options import CLMLEOptions
+from facerepro.loss_options import CENTROIDS, CLMLEOptions
 
 
 def _check_fraction(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} is {value}; it is a fraction of the paper's upper bound and "
                          f"must lie in [0, 1]")
+
+
+def _check_centroids(centroids: str) -> None:
+    if centroids not in CENTROIDS:
+        raise ValueError(f"centroids is {centroids!r}; allowed: {', '.join(CENTROIDS)}")
+
+
+def batch_centroids(f: torch.Tensor, member: torch.Tensor, clusters: int,
+                    centroids: str) -> torch.Tensor:
+    """The centroid of each of ``clusters`` clusters from the unit features ``f`` (n, d) of
+    its members (``member``: each row's cluster 0..clusters-1): their plain mean (``"mean"``,
+    Sec. 3.3) or that mean normalised to unit length (``"unit"``)."""
+    sums = torch.zeros(clusters, f.shape[1], dtype=f.dtype, device=f.device).index_add(
+        0, member, f)
+    if centroids == "unit":
+        return F.normalize(sums, dim=1)
+    return sums / torch.bincount(member, minlength=clusters).to(f.dtype)[:, None]
 
 
 def _masked_logsumexp(sim: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor,
@@ -73,10 +98,14 @@ class CLMLELoss(nn.Module):
 
     def __init__(self, num_classes: int, class_sizes: Sequence[int] | np.ndarray,
                  a1: float = CLMLEOptions.a1, a2: float = CLMLEOptions.a2,
-                 cost_sensitive: bool = CLMLEOptions.cost_sensitive) -> None:
+                 cost_sensitive: bool = CLMLEOptions.cost_sensitive,
+                 centroids: str = CLMLEOptions.centroids,
+                 normalise_weights: bool = CLMLEOptions.normalise_weights) -> None:
         super().__init__()
         _check_fraction("a1", a1)
         _check_fraction("a2", a2)
+        _check_centroids(centroids)
+        self.centroids, self.normalise_weights = centroids, normalise_weights
         sizes = np.asarray(class_sizes, dtype=np.float64)
         if sizes.shape != (num_classes,):
             raise ValueError(f"class_sizes has shape {sizes.shape}; need one size for each of "
@@ -108,8 +137,7 @@ class CLMLELoss(nn.Module):
                              "cluster belongs to one class")
         f = F.normalize(embeddings.to(torch.promote_types(embeddings.dtype, torch.float32)),
                         dim=1)
-        mu = F.normalize(torch.zeros(len(ids), f.shape[1], dtype=f.dtype, device=f.device)
-                         .index_add(0, member, f), dim=1)
+        mu = batch_centroids(f, member, len(ids), self.centroids)
         sim = f @ mu.T
         rows = torch.arange(len(f), device=f.device)
         own = sim[rows, member]
@@ -126,7 +154,9 @@ class CLMLELoss(nn.Module):
         if not self.cost_sensitive:
             return per_sample.mean()
         weight = 1.0 / torch.bincount(labels)[labels].to(f.dtype)
-        return (weight * per_sample).sum() / weight.sum()
+        if self.normalise_weights:
+            return (weight * per_sample).sum() / weight.sum()
+        return (weight * per_sample).sum()
 
     def _cache_cluster_losses(self, ids: torch.Tensor, member: torch.Tensor,
                               per_sample: torch.Tensor) -> None:
@@ -157,10 +187,14 @@ class MultiTaskCLMLELoss(nn.Module):
 
     def __init__(self, labels: np.ndarray, a1: float = CLMLEOptions.a1,
                  a2: float = CLMLEOptions.a2,
-                 cost_sensitive: bool = CLMLEOptions.cost_sensitive) -> None:
+                 cost_sensitive: bool = CLMLEOptions.cost_sensitive,
+                 centroids: str = CLMLEOptions.centroids,
+                 normalise_weights: bool = CLMLEOptions.normalise_weights) -> None:
         super().__init__()
         _check_fraction("a1", a1)
         _check_fraction("a2", a2)
+        _check_centroids(centroids)
+        self.centroids, self.normalise_weights = centroids, normalise_weights
         labels = np.asarray(labels)
         if labels.ndim == 1:
             labels = labels[:, None]
@@ -203,8 +237,7 @@ class MultiTaskCLMLELoss(nn.Module):
                              "cluster belongs to one class")
         f = F.normalize(embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
                         .view(batch, tasks, -1), dim=2)
-        mu = F.normalize(torch.zeros(len(ids), f.shape[2], dtype=f.dtype, device=f.device)
-                         .index_add(0, member.flatten(), f.flatten(0, 1)), dim=1)
+        mu = batch_centroids(f.flatten(0, 1), member.flatten(), len(ids), self.centroids)
         # Each task's clusters in its own row of a (T, K) grid, so a sample meets only its
         # own task's centroids: ids are sorted, so a task's clusters are contiguous.
         first = torch.searchsorted(cluster_task, torch.arange(tasks, device=ids.device))
@@ -234,7 +267,9 @@ class MultiTaskCLMLELoss(nn.Module):
             (task.flatten(), labels.flatten()), torch.ones(batch * tasks, dtype=f.dtype,
                                                            device=f.device), accumulate=True)
         weight = 1.0 / counts[task, labels]
-        return ((weight * per_sample).sum(0) / weight.sum(0)).mean()
+        if self.normalise_weights:
+            return ((weight * per_sample).sum(0) / weight.sum(0)).mean()
+        return (weight * per_sample).sum(0).mean()
 
     def _cache_cluster_losses(self, cluster: torch.Tensor, cluster_task: torch.Tensor,
                               member: torch.Tensor, per_sample: torch.Tensor) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from facerepro.align.transform import get_template
 from facerepro.atomic import atomic_path
 from facerepro.config import FITTED_METHODS, applicable_properties, digest, load_schema
 from facerepro.evaluation.metrics import read as read_metrics
@@ -114,9 +115,69 @@ def _changed(values: dict, props: dict, prefix: str = "") -> list[str]:
     return lines
 
 
+# The input sizes FaceNet trains each net on (Tables 1-2; NN3 and NN4 are NN2 on smaller input).
+_FACENET_INPUTS = {"facenet_nn1": {(220, 220): "NN1"},
+                   "facenet_nn2": {(224, 224): "NN2", (160, 160): "NN3", (96, 96): "NN4"}}
+_DEEPID_NETS = ("deepid2", "deepid2plus", "deepid2_attributes")
+
+
+def _listed(names: Iterable[str], text: str) -> list[str]:
+    names = list(names)
+    return [f"{', '.join(names)}: {text}"] if names else []
+
+
+def code_deviations(config: dict) -> list[str]:
+    """Where the code itself differs from a paper, one line each with the paper's word, for
+    the runs and protocols of ``config`` it concerns (none: no line). A difference a config
+    key controls is a setting instead, reported by :func:`deviations` from its schema
+    default; these have no key, or follow from several."""
+    runs, lines = config["runs"], []
+    lines += _listed((r for r, s in runs.items() if s["net"] in _DEEPID_NETS),
+                     "conv3 and conv4 are ordinary convolutions (DeepID2, the base of DeepID2+ "
+                     "and of CLMLE's attribute net: locally connected)")
+    for run, spec in runs.items():
+        inputs = _FACENET_INPUTS.get(spec["net"])
+        if inputs is None:
+            continue
+        crop = get_template(spec["template"], config["align"]["scale"])
+        if (crop.height, crop.width) not in inputs:
+            paper = ", ".join(f"{name} {h}x{w}" for (h, w), name in inputs.items())
+            lines.append(f"{run}: {spec['net']} on {crop.height}x{crop.width} crops "
+                         f"(FaceNet Tables 1-2: {paper})")
+    for run, spec in runs.items():
+        if (spec["method"] == "triplet" and spec["optimizer"] == "adagrad"
+                and spec["schedule"] == "step" and not spec["lr_steps"]):
+            lines.append(f"{run}: AdaGrad at a constant lr {spec['lr']} (FaceNet Sec. 3.3: "
+                         f"starts at 0.05 and lowers it to finalise the model)")
+    triplets = [r for r, s in runs.items() if s["method"] == "triplet"]
+    lines += _listed(triplets, "no randomly sampled negative faces added to each batch "
+                               "(FaceNet Sec. 3.2 adds them)")
+    by_k: dict[int, list[str]] = defaultdict(list)
+    for run, spec in runs.items():
+        if spec["sampler"] == "identity":
+            by_k[spec["sampler_options"]["images_per_identity"]].append(run)
+    for k, names in by_k.items():
+        lines += _listed(names, f"a person with fewer than {k} training images fills their "
+                                f"{k} places in a batch with repeated images (FaceNet Sec. "
+                                f"3.2: about 40 faces per identity in each mini-batch)")
+    for dataset, held in config.get("holdout", {}).items():
+        lines += _listed((r for r, s in runs.items()
+                          if s.get("train") == dataset and s["method"] != "ident_verif"),
+                         f"trained without the {held['identities']} people held out of "
+                         f"{dataset} (DeepID2+ holds them out for its Joint Bayesian; the other "
+                         f"papers train on every person)")
+    lines += _listed((name for name, p in config["protocols"].items()
+                      if p["kind"] == "attributes" and p["classifier"] in ("knc", "knn")),
+                     "the retrieval depth is chosen on partition 1 of the partition file "
+                     "(CelebA's 19,867 images that the baselines' SVMs train on; CLMLE: "
+                     "10,000 validation images)")
+    return lines
+
+
 def deviations(config: dict) -> list[str]:
     """Every setting that differs from the paper's value (the schema default for the run's
-    method and net, or the protocol's kind), one line each."""
+    method and net, or the protocol's kind), one line each, then the code's own differences
+    that concern this config (:func:`code_deviations`)."""
     schema = load_schema()
     lines = [f"align.{line}" for line in _changed(config["align"],
                                                    schema["properties"]["align"]["properties"])]
@@ -130,7 +191,7 @@ def deviations(config: dict) -> list[str]:
         changed = _changed(protocol, applicable_properties(schema["$defs"]["protocol"], protocol))
         if changed:
             lines.append(f"{name}: " + "; ".join(changed))
-    return lines
+    return lines + code_deviations(config)
 
 
 # --- figures ----------------------------------------------------------------------------------
