@@ -29,6 +29,8 @@ RUNS = {
     "l_softmax": {"net": "sphere4", "embedding_dim": 16},
     "softmax_contrastive": {"net": "sphere4", "embedding_dim": 16},
     "softmax_center": {"net": "sphere4", "embedding_dim": 16},
+    "cosface": {"net": "sphere4", "embedding_dim": 16},
+    "arcface": {"net": "sphere4", "embedding_dim": 16},
     # The backward of gathering rows for the triplets only runs on several threads past 32,768
     # elements (PyTorch's grain size): triplets x embedding_dim must exceed it here.
     "triplet": {"net": "facenet_nn2", "net_options": {"width": 0.125}, "embedding_dim": 512,

@@ -76,8 +76,8 @@ def test_builders_look_names_up_in_their_registry():
 
 @pytest.mark.parametrize(("build", "message"), [
     (lambda: models.build("sphere7", (112, 96), 8), r"unknown net 'sphere7'; known: .*sphere64"),
-    (lambda: losses.build("arcface", 8, np.zeros(4)),
-     r"unknown method 'arcface'; known: a_softmax, attribute_softmax, clmle"),
+    (lambda: losses.build("adaface", 8, np.zeros(4)),
+     r"unknown method 'adaface'; known: a_softmax, arcface, attribute_softmax, clmle, cosface"),
     (lambda: samplers.build("nope", np.zeros(4), 2, 0), r"unknown sampler 'nope'; known: attr")])
 def test_builders_name_the_unknown_name_and_the_known_ones(build, message):
     with pytest.raises(KeyError, match=message):

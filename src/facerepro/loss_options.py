@@ -143,6 +143,36 @@ class CLMLEOptions:
         "class's mean loss).")
 
 
+@dataclass(frozen=True)
+class CosFaceOptions:
+    """CosFace's large margin cosine loss (Wang et al., CVPR 2018), Eq. 4."""
+
+    # Sec. 4 of the paper (as we recall its text): s = 64, and m = 0.35 for its main results
+    # (its own ablation varies m from 0 to 0.45).
+    s: float = option(64.0, "Scale s of the normalised logits s cos(theta) (CosFace s = 64).",
+                      exclusiveMinimum=0)
+    m: float = option(0.35, "Cosine margin m subtracted from the target cosine (CosFace 0.35).",
+                      minimum=0)
+
+
+ARC_FALLBACKS = ("linear", "clamp", "none")
+
+
+@dataclass(frozen=True)
+class ArcFaceOptions:
+    """ArcFace's additive angular margin loss (Deng et al., CVPR 2019), Eq. 3."""
+
+    # Sec. 3 of the paper (as we recall its text): s = 64 and m = 0.5.
+    s: float = option(64.0, "Scale s of the normalised logits (ArcFace s = 64).",
+                      exclusiveMinimum=0)
+    m: float = option(0.5, "Angular margin m added to the target angle, radians (ArcFace 0.5).",
+                      minimum=0, exclusiveMaximum=3.141592653589793)
+    fallback: str = option(
+        "linear", "Target logit where theta_y + m > pi, i.e. theta_y > pi - m, where "
+        "cos(theta_y + m) would rise again with theta_y: linear = cos(theta_y) - m sin(m) (the "
+        "authors' released code); clamp = cos(pi) = -1; none = cos(theta_y + m) as Eq. 3 and "
+        "the paper's Algorithm 1 write it.", enum=list(ARC_FALLBACKS))
+
 
 # The options dataclass of each method (facerepro.losses.LOSSES holds the same methods' losses).
 OPTIONS: dict[str, type] = {
@@ -156,4 +186,6 @@ OPTIONS: dict[str, type] = {
     "ident_verif": LayerwiseIdentVerifOptions,
     "attribute_softmax": AttributeSoftmaxOptions,
     "clmle": CLMLEOptions,
+    "cosface": CosFaceOptions,
+    "arcface": ArcFaceOptions,
 }

@@ -16,9 +16,11 @@ from torch import nn
 
 from facerepro.loss_options import OPTIONS as OPTIONS
 from facerepro.losses.a_softmax import ASoftmaxLoss
+from facerepro.losses.arcface import ArcFaceLoss
 from facerepro.losses.attribute_softmax import AttributeSoftmaxLoss
 from facerepro.losses.center import CenterLoss
 from facerepro.losses.clmle import MultiTaskCLMLELoss
+from facerepro.losses.cosface import CosFaceLoss
 from facerepro.losses.ident_verif import IdentVerifLoss, LayerwiseIdentVerifLoss
 from facerepro.losses.l_softmax import LSoftmaxLoss
 from facerepro.losses.pair_logistic import PairLogisticLoss
@@ -62,6 +64,8 @@ def _options_only(loss: LossFactory) -> LossFactory:
 LOSSES.register("softmax")(_classifier(SoftmaxLoss))
 LOSSES.register("a_softmax")(_classifier(ASoftmaxLoss))
 LOSSES.register("l_softmax")(_classifier(LSoftmaxLoss))
+LOSSES.register("cosface")(_classifier(CosFaceLoss))
+LOSSES.register("arcface")(_classifier(ArcFaceLoss))
 LOSSES.register("softmax_contrastive")(_classifier(IdentVerifLoss))
 LOSSES.register("softmax_center")(_classifier(CenterLoss))
 LOSSES.register("triplet")(_options_only(TripletLoss))
