@@ -187,8 +187,8 @@ PAPER_SCALE_ONLY = {"sphere36_softmax", "sphere36_m4", "sphere64_softmax", "sphe
 # SynthFaces has no videos (YTF) and no million distractors (MegaFace).
 PAPER_SCALE_PROTOCOLS = {"ytf_verification", "megaface"}
 # Rows the report shows as "not run" because the method is not implemented (CLMLE's other
-# losses: CosFace, LMLE).
-NOT_IMPLEMENTED = {"cosface", "lmle", "lmle_attributes"}
+# loss: LMLE).
+NOT_IMPLEMENTED = {"lmle", "lmle_attributes"}
 
 
 # Kinds that name their one scorer themselves, whatever the protocol's `scorers` say.
