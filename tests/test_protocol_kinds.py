@@ -17,7 +17,7 @@ from facerepro.evaluation.context import ProtocolContext
 from facerepro.evaluation.neurons import selectiveness, sparsity
 from facerepro.evaluation.occlusion import occlusion
 from facerepro.evaluation.protocol import run_protocol, verification
-from facerepro.evaluation.verification import cosine, verify_pairs
+from facerepro.evaluation.verification import cosine, pair_rows, verify_pairs
 from facerepro.views import BLOCK_SEED, View, protocol_views
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -257,6 +257,166 @@ def test_verification_reads_the_protocol_layer(tmp_path):
     expected = verify_pairs(random_features(5), ids, read_pairs(pairs_file), cosine, [0.01])
     assert on_output["accuracy_mean"] == pytest.approx(expected["values"]["accuracy_mean"])
     assert on_output["accuracy_mean"] < 1.0
+
+
+# --- Joint Bayesian wiring: held-out features only, the binary variant, the layer ------------
+
+JB_OPTIONS = {"n_components": 8, "tol": 1e-4, "max_iter": 1000}
+JB_PROTOCOL = {"kind": "lfw_pairs", "pairs_file": "pairs.txt", "fars": [0.01],
+               "joint_bayesian": {"train": "synth/casia", **JB_OPTIONS}}
+
+
+def held_out(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray], np.ndarray]:
+    """Held-out people (never the test's): 30 x 4 images whose output, fc1 and fc2 differ,
+    each with identity structure in other directions than the test features'. Returns the
+    file, its arrays by layer (None: the output) and the identities."""
+    rng = np.random.default_rng(7)
+    who = np.repeat([f"Held_{i:02d}" for i in range(30)], 4)
+    ids = np.array([f"casia/{p}/{p}_{k % 4 + 1:04d}" for k, p in enumerate(who)])
+    person = np.repeat(np.arange(30), 4)
+    arrays = {}
+    for layer, scale in ((None, 1.0), ("fc1", 3.0), ("fc2", 0.3)):
+        centre = rng.normal(0, scale, (30, 12)) * np.linspace(0.2, 2, 12)
+        arrays[layer] = centre[person] + rng.normal(0, 1, (len(who), 12)) * np.linspace(2, .2, 12)
+    path = save_features(tmp_path / "holdout.npz", arrays[None], ids, who, fc1=arrays["fc1"],
+                         fc2=arrays["fc2"])
+    return path, arrays, who
+
+
+def jb_test_features(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """The test people's features: output, fc1 and fc2 all different, signs mixed."""
+    ids, who, _ = lfw_images()
+    arrays = {None: random_features(20), "fc1": separable(21) - 0.5,
+              "fc2": random_features(22) + separable(23)}
+    path = save_features(tmp_path / "test.npz", arrays[None], ids, who, fc1=arrays["fc1"],
+                         fc2=arrays["fc2"])
+    return path, arrays
+
+
+@pytest.fixture
+def jb_calls(monkeypatch):
+    """Every JointBayesian.fit (X, y) and score_pairs (a, b) call, passed on unchanged."""
+    from facerepro.evaluation.joint_bayesian import JointBayesian
+
+    calls: dict[str, list] = {"fit": [], "score": []}
+    fit, score = JointBayesian.fit, JointBayesian.score_pairs
+
+    def spy_fit(self, X, y):
+        calls["fit"].append((np.array(X), np.array(y)))
+        return fit(self, X, y)
+
+    def spy_score(self, a, b):
+        calls["score"].append((np.array(a), np.array(b)))
+        return score(self, a, b)
+
+    monkeypatch.setattr(JointBayesian, "fit", spy_fit)
+    monkeypatch.setattr(JointBayesian, "score_pairs", spy_score)
+    return calls
+
+
+def jb_scores(train: np.ndarray, labels: np.ndarray, a: np.ndarray, b: np.ndarray,
+              ) -> np.ndarray:
+    from facerepro.evaluation.joint_bayesian import JointBayesian
+
+    return JointBayesian(**JB_OPTIONS).fit(train.astype(np.float64), labels).score_pairs(a, b)
+
+
+@pytest.mark.parametrize("layer", [None, "fc1", "fc2"])
+def test_joint_bayesian_is_fitted_on_the_held_out_rows_of_the_protocol_layer(tmp_path, layer,
+                                                                             jb_calls):
+    pairs = read_pairs(write_pairs(tmp_path / "pairs.txt"))
+    jb_path, held, held_who = held_out(tmp_path)
+    path, test = jb_test_features(tmp_path)
+    protocol = {**JB_PROTOCOL, "scorers": ["joint_bayesian"], "layer": layer}
+    ctx = ProtocolContext(protocol, [path], tmp_path, {}, jb_train_path=jb_path)
+    result = verification(ctx)["joint_bayesian"]
+    # one fit, on exactly the held-out file's rows of the protocol's layer and its people
+    [(X, y)] = jb_calls["fit"]
+    np.testing.assert_array_equal(X, held[layer].astype(np.float32).astype(np.float64))
+    np.testing.assert_array_equal(y, held_who)
+    assert not set(y) & set(PEOPLE)
+    # scored on the test features of the same layer, the pairs' two rows
+    ids, _, _ = lfw_images()
+    i, j = pair_rows(ids, pairs)
+    [(a, b)] = jb_calls["score"]
+    x = test[layer].astype(np.float32)
+    np.testing.assert_array_equal(a, x[i])
+    np.testing.assert_array_equal(b, x[j])
+    assert ctx.provenance["joint_bayesian_train"] == str(jb_path)
+    # the same numbers as verify_pairs with a JB fitted by hand on the held-out layer
+    by_hand = verify_pairs(x, ids, pairs, lambda p, q: jb_scores(
+        held[layer].astype(np.float32), held_who, p, q), [0.01])
+    assert result["values"] == pytest.approx(by_hand["values"])
+
+
+def test_the_held_out_fit_is_detectably_not_a_fit_on_the_test_features(tmp_path):
+    jb_path, held, held_who = held_out(tmp_path)
+    path, test = jb_test_features(tmp_path)
+    ids, who, _ = lfw_images()
+    i, j = pair_rows(ids, read_pairs(write_pairs(tmp_path / "pairs.txt")))
+    protocol = {**JB_PROTOCOL, "scorers": ["joint_bayesian"]}
+    score = ProtocolContext(protocol, [path], tmp_path, {}, jb_train_path=jb_path).scorer(
+        "joint_bayesian", "fc2")
+    x = test["fc2"].astype(np.float32)
+    got = score(x[i], x[j])
+    np.testing.assert_allclose(got, jb_scores(held["fc2"].astype(np.float32), held_who,
+                                              x[i], x[j]), rtol=1e-10)
+    on_test = jb_scores(x, who, x[i], x[j])     # what fitting on the test people would give
+    assert np.abs(got - on_test).max() > 0.1 * np.abs(on_test).max()
+
+
+@pytest.mark.parametrize("layer", [None, "fc1"])
+def test_the_binary_variant_binarises_before_fitting_and_scoring(tmp_path, layer, jb_calls):
+    from facerepro.evaluation.analysis import binarize
+
+    jb_path, held, held_who = held_out(tmp_path)
+    path, test = jb_test_features(tmp_path)
+    ids, _, _ = lfw_images()
+    i, j = pair_rows(ids, read_pairs(write_pairs(tmp_path / "pairs.txt")))
+    protocol = {**JB_PROTOCOL, "scorers": ["joint_bayesian", "joint_bayesian_binary"]}
+    ctx = ProtocolContext(protocol, [path], tmp_path, {}, jb_train_path=jb_path)
+    x = test[layer].astype(np.float32)
+    binary = ctx.scorer("joint_bayesian_binary", layer)(x[i], x[j])
+    real = ctx.scorer("joint_bayesian", layer)(x[i], x[j])
+    # fitted on the held-out codes x > 0, and the pairs' codes scored
+    (codes, y), (values, _) = jb_calls["fit"]
+    h = held[layer].astype(np.float32)
+    np.testing.assert_array_equal(codes, binarize(h))
+    np.testing.assert_array_equal(y, held_who)
+    np.testing.assert_array_equal(values, h)
+    a, b = jb_calls["score"][0]
+    np.testing.assert_array_equal(a, binarize(x[i]))
+    np.testing.assert_array_equal(b, binarize(x[j]))
+    np.testing.assert_allclose(binary, jb_scores(binarize(h), held_who, binarize(x[i]),
+                                                 binarize(x[j])), rtol=1e-10)
+    assert not np.allclose(binary, real)
+    # through the protocol: both scorers, each its own fit, the binary one on codes
+    jb_calls["fit"].clear()
+    result = verification(ProtocolContext({**protocol, "layer": layer}, [path], tmp_path, {},
+                                          jb_train_path=jb_path))
+    assert list(result) == ["joint_bayesian", "joint_bayesian_binary"]
+    (first, _), (second, _) = jb_calls["fit"]
+    np.testing.assert_array_equal(first, h)
+    np.testing.assert_array_equal(second, binarize(h))
+
+
+def test_occlusion_fits_joint_bayesian_per_layer_on_unoccluded_held_out_faces(tmp_path,
+                                                                              jb_calls):
+    write_pairs(tmp_path / "pairs.txt")
+    jb_path, held, held_who = held_out(tmp_path)
+    ids, who, _ = lfw_images()
+    # four views (none, bottom0.1, bottom0.3, block10), each with its own fc1 and fc2
+    paths = [save_features(tmp_path / f"view{v}.npz", random_features(30 + v), ids, who,
+                           fc1=random_features(40 + v), fc2=random_features(50 + v))
+             for v in range(4)]
+    protocol = {**OCCLUSION, "scorers": ["joint_bayesian"],
+                "joint_bayesian": JB_PROTOCOL["joint_bayesian"]}
+    occlusion(ProtocolContext(protocol, paths, tmp_path, {}, jb_train_path=jb_path))
+    # one fit per layer, on the held-out layer: never the test views, occluded or not
+    assert len(jb_calls["fit"]) == 2
+    for (X, y), layer in zip(jb_calls["fit"], ("fc1", "fc2"), strict=True):
+        np.testing.assert_array_equal(X, held[layer].astype(np.float32))
+        np.testing.assert_array_equal(y, held_who)
 
 
 # --- sparsity -------------------------------------------------------------------------------
