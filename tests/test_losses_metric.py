@@ -277,6 +277,29 @@ def test_contrastive_logs_the_share_of_different_pairs_inside_the_margin():
     assert torch.count_nonzero(y.grad[:6]) == 0
 
 
+def test_contrastive_margin_in_units_of_the_feature_norm():
+    # Row norms 1, 1, 2, 2: mean 1.5, so m = 1 puts the margin at 1.5. The first different
+    # pair is sqrt(2) apart (inside), the second 2 sqrt(2) (outside):
+    # loss = 1/2 * mean((1.5 - sqrt 2)^2, 0).
+    x = torch.tensor([[1.0, 0], [0, 1], [2, 0], [0, 2]], dtype=torch.float64,
+                     requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 3])
+    loss = ContrastiveLoss(1.0, scale="feature_norm")
+    value = loss(x, labels)
+    assert value.item() == pytest.approx(0.25 * (1.5 - math.sqrt(2)) ** 2)
+    assert loss.diagnostics()["inside_margin"] == 0.5
+    # The margin is held constant in the gradient: the same as an absolute margin of 1.5.
+    value.backward()
+    y = x.detach().clone().requires_grad_()
+    ContrastiveLoss(1.5)(y, labels).backward()
+    assert torch.allclose(x.grad, y.grad)
+    # Scaling every feature scales the margin with them: the same share stays inside.
+    loss(10 * x.detach(), labels)
+    assert loss.diagnostics()["inside_margin"] == 0.5
+    with pytest.raises(ValueError, match="absolute or feature_norm"):
+        ContrastiveLoss(1.0, scale="relative")
+
+
 def test_contrastive_pairs_are_consecutive_rows():
     # rows 0 and 2 share a label, but the pairs are (0, 1) and (2, 3): both different
     x = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 0.0], [0.0, 0.5]])

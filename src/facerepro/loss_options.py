@@ -47,6 +47,12 @@ class IdentVerifOptions(SoftmaxOptions):
                                         minimum=0)
     margin: float = option(1.0, "Contrastive margin m on the L2 distance.", paper_value=False,
                            exclusiveMinimum=0)
+    # DeepID2 Eq. 2 puts m on the raw distance; the net can then grow its features until no
+    # different-person pair is inside m, and the term stops acting.
+    margin_scale: str = option(
+        "absolute", "absolute = m is a distance (DeepID2 Eq. 2); feature_norm = m times the "
+        "batch's mean feature L2 norm (detached), so growing the features cannot leave the "
+        "margin behind.", enum=["absolute", "feature_norm"])
 
 
 @dataclass(frozen=True)

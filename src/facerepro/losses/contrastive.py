@@ -6,7 +6,9 @@ Sun, Chen, Wang, Tang, NIPS 2014, Eq. 2 (DeepID2+, CVPR 2015, uses the same at e
                             1/2 max(0, m - ||f_i - f_j||_2)^2            if y_ij = -1
 
 averaged over the pairs of the batch. Pairs are rows (2i, 2i + 1), the layout of the pair
-sampler.
+sampler. With ``scale="feature_norm"`` (our option, not DeepID2's) the margin is
+``m * mean_k ||f_k||`` over the batch's rows, held constant in the gradient: a margin in units
+of the features' own size.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ class ContrastiveLoss(nn.Module):
     since a margin below the features' scale silently leaves the term without effect.
     """
 
-    def __init__(self, margin: float) -> None:
+    def __init__(self, margin: float, scale: str = "absolute") -> None:
         super().__init__()
-        self.margin = margin
+        if scale not in ("absolute", "feature_norm"):
+            raise ValueError(f"margin scale must be absolute or feature_norm, not {scale!r}")
+        self.margin, self.scale = margin, scale
         self.inside_margin = torch.tensor(float("nan"))
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -41,9 +45,12 @@ class ContrastiveLoss(nn.Module):
                              f"needs the pair sampler (sampler: pair)")
         squared = (embeddings[0::2] - embeddings[1::2]).pow(2).sum(1)
         same = labels[0::2] == labels[1::2]
-        apart = (self.margin - _safe_norm(squared)).clamp_min(0).pow(2)
+        margin = self.margin
+        if self.scale == "feature_norm":
+            margin = margin * embeddings.detach().norm(dim=1).mean()
+        apart = (margin - _safe_norm(squared)).clamp_min(0).pow(2)
         # kept as a tensor: reading it here would synchronise a GPU every step
-        self.inside_margin = ((~same & (squared < self.margin ** 2)).sum()
+        self.inside_margin = ((~same & (squared < margin ** 2)).sum()
                               / (~same).sum().clamp_min(1)).detach()
         return 0.5 * torch.where(same, squared, apart).mean()
 

@@ -34,10 +34,11 @@ class IdentVerifLoss(nn.Module):
     def __init__(self, embedding_dim: int, num_classes: int,
                  verification_weight: float = IdentVerifOptions.verification_weight,
                  margin: float = IdentVerifOptions.margin,
-                 bias: bool = IdentVerifOptions.bias) -> None:
+                 bias: bool = IdentVerifOptions.bias,
+                 margin_scale: str = IdentVerifOptions.margin_scale) -> None:
         super().__init__()
         self.identification = SoftmaxLoss(embedding_dim, num_classes, bias=bias)
-        self.verification = ContrastiveLoss(margin)
+        self.verification = ContrastiveLoss(margin, margin_scale)
         self.verification_weight = verification_weight
 
     def terms(self, embeddings: torch.Tensor,
@@ -66,11 +67,13 @@ class LayerwiseIdentVerifLoss(nn.Module):
     def __init__(self, dims: Sequence[int], num_classes: int,
                  verification_weight: float = IdentVerifOptions.verification_weight,
                  margin: float = IdentVerifOptions.margin, bias: bool = IdentVerifOptions.bias,
-                 layerwise: bool = LayerwiseIdentVerifOptions.layerwise) -> None:
+                 layerwise: bool = LayerwiseIdentVerifOptions.layerwise,
+                 margin_scale: str = IdentVerifOptions.margin_scale) -> None:
         super().__init__()
         self.dims = tuple(dims)
         self.layers = nn.ModuleList(
-            IdentVerifLoss(d, num_classes, verification_weight, margin, bias) for d in self.dims)
+            IdentVerifLoss(d, num_classes, verification_weight, margin, bias, margin_scale)
+            for d in self.dims)
         self.layerwise = layerwise
 
     def forward_from(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor
