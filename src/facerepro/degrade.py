@@ -22,11 +22,13 @@ Bayesian trained on unoccluded faces; the occluder is black (0):
   in pixels of the paper's 55x47 face (10 ... 70) and scaled by ``H / 55``.
 
 Rounding is half up (16.5 -> 17).
+
+OpenCV is imported by the two functions that call it: :mod:`facerepro.views`, which the rules
+and every features and evaluate job import, would otherwise load it for nothing.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 
@@ -48,6 +50,8 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     images = _check_images(images)
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality {quality} is not in 1..100")
+    import cv2
+
     out = np.empty_like(images)
     for i, image in enumerate(images):
         ok, blob = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
@@ -73,6 +77,8 @@ def resolution(images: np.ndarray, fraction: float) -> np.ndarray:
     h, w = reduced_size(height, width, fraction)
     if (h, w) == (height, width):
         return images.copy()
+    import cv2
+
     out = np.empty_like(images)
     for i, image in enumerate(images):
         small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)

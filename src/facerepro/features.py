@@ -7,26 +7,33 @@ as ``features``, every requested layer as ``layer.<name>``, how the flip was mer
 image each row is, so protocols can look rows up by ``image_id``.
 
 Which images, shown how, is a :class:`~facerepro.views.View`; its name is the features file's.
+
+Reading a features file (:func:`load`, :func:`layers`) takes numpy only: torch and the nets are
+imported by the functions that run a net, so an evaluate job never loads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
-from facerepro import models
 from facerepro.align.shards import read_shard
 from facerepro.atomic import atomic_path
 from facerepro.views import View
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 OUTPUT = "output"      # the name of the net's own output among the layers
 
 
 def _merge(a: torch.Tensor, b: torch.Tensor, flip_merge: str) -> torch.Tensor:
+    import torch
+
     if flip_merge == "concat":
         return torch.cat([a, b], dim=1)
     if flip_merge == "sum":
@@ -34,7 +41,6 @@ def _merge(a: torch.Tensor, b: torch.Tensor, flip_merge: str) -> torch.Tensor:
     return a
 
 
-@torch.no_grad()
 def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
           flip_merge: str = "concat", batch_size: int = 256,
           device: torch.device | str = "cpu", rows: np.ndarray | None = None
@@ -43,8 +49,12 @@ def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
 
     ``rows`` picks images (a memory-mapped shard's training rows, say) batch by batch, so the
     selection is never copied whole. The net runs in eval mode and is left in the mode it had:
-    training calls this to score or cluster its own features mid-run.
+    training calls this to score or cluster its own features mid-run. No gradients are kept.
     """
+    import torch
+
+    from facerepro import models
+
     if flip_merge not in ("concat", "sum", "none"):
         raise ValueError(f"flip_merge must be concat, sum or none, not {flip_merge!r}")
     names = list(layers) or [OUTPUT]
@@ -70,12 +80,13 @@ def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(rows), batch_size):
-            x = models.to_input(images[rows[start:start + batch_size]], device)
-            plain = forward(x)
-            mirrored = forward(x.flip(3)) if flip_merge != "none" else plain
-            for name in names:
-                out[name].append(_merge(plain[name], mirrored[name], flip_merge))
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                x = models.to_input(images[rows[start:start + batch_size]], device)
+                plain = forward(x)
+                mirrored = forward(x.flip(3)) if flip_merge != "none" else plain
+                for name in names:
+                    out[name].append(_merge(plain[name], mirrored[name], flip_merge))
     finally:
         model.train(was_training)
         for hook in hooks:
@@ -88,6 +99,8 @@ def extract(model_path: str | Path, shard_dir: str | Path, dest: str | Path,
             batch_size: int = 256, device: torch.device | str = "cpu") -> None:
     """Features of the shard's images that ``view`` selects (default: all), as it shows them:
     the net's output as ``features``, each named layer as ``layer.<name>``."""
+    from facerepro import models
+
     view = view or View()
     model = models.load(model_path, device)
     images, index = read_shard(shard_dir)

@@ -1,3 +1,7 @@
+from facerepro.threads import use_threads
+
+use_threads(snakemake.threads)     # first: every pool loaded below takes the job's threads
+
 from facerepro.data.clean import build_manifest, overlap_names, write_manifest
 from facerepro.data.protocols import hold_out_identities
 from facerepro.runlog import to_file

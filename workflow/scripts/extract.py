@@ -1,3 +1,7 @@
+from facerepro.threads import use_threads
+
+use_threads(snakemake.threads)     # first: every pool loaded below takes the job's threads
+
 from pathlib import Path
 
 from facerepro.data.extract import extract

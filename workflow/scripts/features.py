@@ -1,6 +1,8 @@
-from pathlib import Path
+from facerepro.threads import use_threads
 
-import torch
+use_threads(snakemake.threads)     # first: every pool loaded below takes the job's threads
+
+from pathlib import Path
 
 from facerepro.features import extract
 from facerepro.runlog import to_file
@@ -8,7 +10,6 @@ from facerepro.training.launch import leased_device
 from facerepro.views import View
 
 to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
 with leased_device(snakemake.params.device) as device:
     extract(model_path=snakemake.input.model, shard_dir=Path(snakemake.input.shard[0]).parent,
             dest=snakemake.output[0], view=View.parse(snakemake.wildcards.view),

@@ -1,3 +1,7 @@
+from facerepro.threads import use_threads
+
+use_threads(snakemake.threads)     # first: every pool loaded below takes the job's threads
+
 from facerepro.data.download import fetch
 from facerepro.data.registry import file_source
 from facerepro.runlog import to_file

@@ -3,17 +3,19 @@ import os
 # Passive OpenMP waiting: spinning threads slow MTCNN several-fold on cores other jobs share.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pathlib import Path  # noqa: E402
+from facerepro.threads import use_threads
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+use_threads(snakemake.threads)     # first: every pool loaded below takes the job's threads
 
-from facerepro.align import landmarks  # noqa: E402
-from facerepro.runlog import to_file  # noqa: E402
-from facerepro.training.launch import leased_device  # noqa: E402
+from pathlib import Path
+
+import pandas as pd
+
+from facerepro.align import landmarks
+from facerepro.runlog import to_file
+from facerepro.training.launch import leased_device
 
 to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
 params = snakemake.params
 weights = Path(snakemake.input.weights[0]).parent if snakemake.input.weights else None
 # a GPU lease only where MTCNN runs (the rule's `resources: gpu` says the same)

@@ -1,12 +1,13 @@
-from pathlib import Path
+from facerepro.threads import use_threads
 
-import torch
+use_threads(snakemake.threads)     # first: every pool loaded below takes the job's threads
+
+from pathlib import Path
 
 from facerepro.runlog import to_file
 from facerepro.training.launch import run_job
 
 to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
 params = snakemake.params
 run_job(run_name=snakemake.wildcards.run, run=params.run,
         shard_dir=Path(snakemake.input.images).parent, model_path=snakemake.output.model,

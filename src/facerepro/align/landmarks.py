@@ -34,15 +34,17 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from facerepro.align.images import read_rgb
-from facerepro.align.mtcnn import MTCNN, Faces, Settings
 from facerepro.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from facerepro.align.mtcnn import Faces
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +174,8 @@ def landmark_table(source: str, root: str | Path, layout: str, manifest: pd.Data
         return dataset_table(root, layout, kept)
     if mtcnn is None or weights_dir is None:
         raise ValueError("MTCNN landmarks need the align.mtcnn settings and the weights folder")
+    from facerepro.align.mtcnn import MTCNN, Settings  # torch: dataset landmarks need none
+
     settings = Settings(min_face=mtcnn["min_face"], factor=mtcnn["factor"],
                         thresholds=tuple(mtcnn["thresholds"]), nms=tuple(mtcnn["nms"]),
                         batch_size=mtcnn["batch_size"])

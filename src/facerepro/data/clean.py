@@ -35,6 +35,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from facerepro.atomic import atomic_path
+from facerepro.threads import use_threads
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 MANIFEST_COLUMNS = ["image_id", "identity", "split", "path", "sha256", "height", "width",
@@ -207,7 +208,7 @@ def inspect_image(path: Path, min_side: int = 32) -> tuple[str, int, int, str, s
 
 
 def _one_thread() -> None:
-    cv2.setNumThreads(1)    # the pool already uses every core
+    use_threads(1)          # the pool's processes are the job's threads: one each
 
 
 def _inspect_all(paths: list[Path], min_side: int, workers: int) -> list[tuple]:

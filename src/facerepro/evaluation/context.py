@@ -22,7 +22,6 @@ from facerepro import features
 from facerepro.data.download import sha256_of
 from facerepro.data.protocols import read_pairs
 from facerepro.evaluation.analysis import binarize
-from facerepro.evaluation.joint_bayesian import JointBayesian
 from facerepro.evaluation.verification import SCORERS, Scorer
 from facerepro.registries import Registry
 
@@ -33,6 +32,8 @@ JB_SCORERS = {"joint_bayesian": lambda x: x, "joint_bayesian_binary": binarize}
 def joint_bayesian_scorer(name: str, options: dict, train_path: str | Path,
                           layer: str | None = None) -> Scorer:
     """JB fitted on held-out identities' features (never the protocol's own identities)."""
+    from facerepro.evaluation.joint_bayesian import JointBayesian  # SciPy, scikit-learn
+
     code = JB_SCORERS[name]
     x, _, identity = features.load(train_path, layer)
     model = JointBayesian(**options).fit(code(x).astype(np.float64), identity)

@@ -54,7 +54,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import faiss
 import numpy as np
 
 from facerepro.evaluation.verification import unit_rows
@@ -261,6 +260,8 @@ def open_set_identification(features: np.ndarray, identities: np.ndarray, split:
 
 def _unit_float32(x: np.ndarray) -> np.ndarray:
     """A C-contiguous float32 copy with unit rows (faiss needs float32)."""
+    import faiss  # only MegaFace searches with it: LFW's kinds never load it
+
     x = np.array(x, dtype=np.float32, order="C", copy=True)
     faiss.normalize_L2(x)
     return x
@@ -287,6 +288,8 @@ def megaface_identification(probe_features: np.ndarray, probe_ids: np.ndarray,
     probes at a time; memory beyond one float32 unit-row copy of the distractors is about
     ``12 * batch_size * min(D, k + 1)`` bytes, ``k`` the false accepts the largest FAR allows.
     """
+    import faiss
+
     probes = _unit_float32(probe_features)
     distractors = _unit_float32(distractor_features)
     n_probes, n_distractors = len(probes), len(distractors)

@@ -11,6 +11,11 @@ measure: for DeepID2+ ``occlusion`` (:mod:`.occlusion`), ``sparsity`` and ``sele
 (:mod:`.compact_search`); for CLMLE ``attributes`` and ``imbalanced_classification``
 (:mod:`.classification`). A protocol's ``template`` and ``degrade`` keys choose the features
 :class:`~facerepro.views.View` it reads, its ``layer`` key the features layer.
+
+An evaluate job imports what its own kind needs and no more: the papers' modules are imported
+when their kind is looked up (:meth:`~facerepro.registries.Registry.register_module`), and
+faiss, scikit-learn's clustering and Joint Bayesian's SciPy when a kind calls them. A features
+file is read with numpy, so no kind imports torch.
 """
 
 from __future__ import annotations
@@ -22,17 +27,8 @@ import numpy as np
 
 from facerepro import features
 from facerepro.data.download import sha256_of
-
-# classification, compact_search, neurons and occlusion are imported for the kinds they register.
-from facerepro.evaluation import (  # noqa: F401
-    classification,
-    compact_search,
-    metrics,
-    neurons,
-    occlusion,
-)
+from facerepro.evaluation import metrics
 from facerepro.evaluation.analysis import angular_fisher_terms, fisher_ratio
-from facerepro.evaluation.clustering import clustering_scores
 from facerepro.evaluation.context import KINDS, ProtocolContext
 from facerepro.evaluation.identification import (
     closed_set_identification,
@@ -41,6 +37,13 @@ from facerepro.evaluation.identification import (
     open_set_split,
 )
 from facerepro.evaluation.verification import verify_pairs
+
+# The papers' kinds, registered by their module when one of them is first looked up.
+KINDS.register_module("facerepro.evaluation.occlusion", "occlusion")
+KINDS.register_module("facerepro.evaluation.neurons", "sparsity", "selectiveness")
+KINDS.register_module("facerepro.evaluation.compact_search", "compact_search", "lut_attribute")
+KINDS.register_module("facerepro.evaluation.classification", "attributes",
+                      "imbalanced_classification")
 
 
 @KINDS.register("lfw_pairs")
@@ -101,6 +104,8 @@ def _people_with(identity: np.ndarray, min_images: int) -> np.ndarray:
 def clustering(ctx: ProtocolContext) -> dict[str, dict]:
     """Agglomerative clustering (cosine distance) of every image of the identities with at
     least ``min_images`` images, scored by pairwise F-measure and NMI."""
+    from facerepro.evaluation.clustering import clustering_scores  # scikit-learn
+
     protocol = ctx.protocol
     feats, identity = _test_features(ctx)
     rows = _people_with(identity, protocol["min_images"])

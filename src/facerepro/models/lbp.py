@@ -12,15 +12,15 @@ thousands of dimensions and compressed by PCA.
 Chen et al. sample cells around dense landmarks of large faces; our aligned faces are small and
 carry no landmarks, so the cells tile the whole face instead, at every scale of an image pyramid
 and every sampling radius.
+
+OpenCV, scikit-image and scikit-learn are imported where they are called: every job that loads
+a net imports this module with the others.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
-from skimage.feature import local_binary_pattern
-from sklearn.decomposition import PCA
 from torch import nn
 
 NEIGHBOURS = 8
@@ -79,6 +79,8 @@ class LBPFeatures(nn.Module):
         return out
 
     def _describe_chunk(self, images: np.ndarray) -> np.ndarray:
+        import cv2
+
         n, (h, w) = len(images), self.input_size
         # the conversion is per pixel, so one call converts the whole stack
         gray = cv2.cvtColor(np.ascontiguousarray(images).reshape(n * h, w, 3),
@@ -103,6 +105,8 @@ class LBPFeatures(nn.Module):
     @staticmethod
     def _codes(images: np.ndarray, radius: int) -> np.ndarray:
         """nri_uniform codes of uint8 (N, h, w) images, as int (N, h, w)."""
+        from skimage.feature import local_binary_pattern
+
         n, h, w = images.shape
         # skimage samples outside the image as 0, which would give the border pixels codes of
         # an edge that is not in the face; mirroring by the radius gives them real neighbours.
@@ -131,6 +135,8 @@ class LBPFeatures(nn.Module):
         if self.embedding_dim > min(len(pixels), self.raw_dim):
             raise ValueError(f"embedding_dim {self.embedding_dim} > min(N={len(pixels)}, "
                              f"raw_dim={self.raw_dim}): PCA has at most that many components")
+        from sklearn.decomposition import PCA
+
         pca = PCA(n_components=self.embedding_dim, svd_solver="randomized", random_state=seed)
         pca.fit(self._roots(np.asarray(pixels)))
         self.mean.copy_(torch.from_numpy(pca.mean_))

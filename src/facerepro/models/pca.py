@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from torch import nn
 
 
@@ -20,6 +19,8 @@ class PixelPCA(nn.Module):
 
     def fit(self, pixels: np.ndarray, seed: int = 0) -> PixelPCA:
         """Fit on (N, 3, H, W) preprocessed images."""
+        from sklearn.decomposition import PCA  # a fit's only: every net module is imported
+
         pca = PCA(n_components=self.embedding_dim, svd_solver="randomized", random_state=seed)
         pca.fit(pixels.reshape(len(pixels), -1))
         self.mean.copy_(torch.from_numpy(pca.mean_))

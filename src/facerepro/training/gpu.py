@@ -21,6 +21,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,20 @@ def visible_gpus() -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a config's ``device`` (cpu | cuda | auto); a DDP worker's own GPU."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config asks for device: cuda but no CUDA device is visible; "
+                           "set device: cpu or auto")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(name)
 
 
 def uses_cuda(device: str) -> bool:

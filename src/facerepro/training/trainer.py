@@ -37,6 +37,7 @@ from facerepro.data.download import sha256_of
 from facerepro.data.imbalance import TRAIN, power_law_split
 from facerepro.data.protocols import HOLDOUT, attributes_of
 from facerepro.training import checkpoint, samplers
+from facerepro.training.gpu import resolve_device
 from facerepro.training.loader import BatchLoader
 
 if TYPE_CHECKING:
@@ -54,17 +55,6 @@ def resumable_keys(run: dict) -> tuple[str, ...]:
     if run["schedule"] == "plateau":
         return tuple(k for k in RESUMABLE_KEYS if k != "log_every")
     return RESUMABLE_KEYS
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device: cuda but no CUDA device is visible; "
-                           "set device: cpu or auto")
-    if name == "cuda" and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return torch.device(name)
 
 
 def git_commit() -> str:

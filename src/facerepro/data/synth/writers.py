@@ -14,7 +14,6 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
 from facerepro.atomic import atomic_path
@@ -32,6 +31,7 @@ from facerepro.data.synth.layouts import (
 from facerepro.data.synth.render import encode_jpeg, render
 from facerepro.data.synth.shot import attribute_row, sample_shot
 from facerepro.data.synth.streams import _STREAM_IMAGE, PARTS, _rng
+from facerepro.threads import use_threads
 
 _LANDMARK_NAMES = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
                    "leftmouth_x leftmouth_y rightmouth_x rightmouth_y")
@@ -55,7 +55,7 @@ def _render_job(job: _Job) -> tuple[bytes, np.ndarray, list[int]]:
 
 
 def _one_thread() -> None:
-    cv2.setNumThreads(1)   # the pool already uses every core
+    use_threads(1)         # the pool's processes are the job's threads: one each
 
 
 def _render_all(jobs: list[_Job], workers: int

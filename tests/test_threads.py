@@ -1,0 +1,77 @@
+"""`use_threads` sizes every pool of a fresh process: those loaded before the call and after."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from facerepro.threads import ENV_VARS, use_threads
+
+# Each case prints what the pools report; `CALL` is replaced by the call under test.
+PROBE = """
+import json, os, sys
+import numpy, threadpoolctl
+{before}
+CALL
+loaded_before = sorted(m for m in ("torch", "faiss", "cv2") if m in sys.modules)
+import torch, faiss, cv2
+print(json.dumps({{
+    "torch": torch.get_num_threads(), "faiss": faiss.omp_get_max_threads(),
+    "cv2": cv2.getNumThreads(), "loaded_before": loaded_before,
+    "pools": [[p["internal_api"], p["num_threads"]] for p in threadpoolctl.threadpool_info()],
+    "env": {{v: os.environ.get(v) for v in {env_vars!r}}},
+    "child_env": os.popen("env").read()}}))
+"""
+
+
+def probe(call: str, before: str = "") -> dict:
+    """What a fresh process's pools report after ``before`` then ``call``; no thread setting
+    of the caller's environment reaches it."""
+    code = PROBE.format(before=before, env_vars=ENV_VARS).replace("CALL", call)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def one_thread_everywhere(report: dict) -> None:
+    assert report["torch"] == 1
+    assert report["faiss"] == 1
+    assert report["cv2"] == 1
+    assert report["pools"] and all(n == 1 for _, n in report["pools"]), report["pools"]
+    assert {p[0] for p in report["pools"]} >= {"openblas", "openmp"}
+    assert report["env"] == dict.fromkeys(ENV_VARS, "1")
+    for var in ENV_VARS:                                      # what a child process inherits
+        assert f"{var}=1\n" in report["child_env"]
+
+
+@pytest.fixture(scope="module")
+def default() -> dict:
+    """The control: without the call every pool takes every core, so the checks can fail."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: every pool has one thread anyway")
+    report = probe("pass")
+    assert report["torch"] > 1 and report["cv2"] > 1
+    assert any(n > 1 for _, n in report["pools"])
+    return report
+
+
+def test_libraries_loaded_after_the_call_take_its_count(default):
+    report = probe("from facerepro.threads import use_threads; use_threads(1)")
+    assert report["loaded_before"] == []         # the call imports none of them itself
+    one_thread_everywhere(report)
+
+
+def test_libraries_loaded_before_the_call_are_resized(default):
+    report = probe("from facerepro.threads import use_threads; use_threads(1)",
+                   before="import torch, faiss, cv2; torch.ones(1) + 1")
+    assert report["loaded_before"] == ["cv2", "faiss", "torch"]
+    one_thread_everywhere(report)
+
+
+def test_a_job_needs_a_thread():
+    with pytest.raises(ValueError, match="at least one thread"):
+        use_threads(0)
