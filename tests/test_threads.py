@@ -75,3 +75,17 @@ def test_libraries_loaded_before_the_call_are_resized(default):
 def test_a_job_needs_a_thread():
     with pytest.raises(ValueError, match="at least one thread"):
         use_threads(0)
+
+
+@pytest.mark.parametrize(("job_threads", "workers", "share"), [("4", 2, "2"), ("3", 2, "1"),
+                                                                 ("1", 4, "1")])
+def test_torchrun_workers_share_the_jobs_threads(monkeypatch, job_threads, workers, share):
+    from facerepro.training import launch
+
+    started = []
+    monkeypatch.setattr(launch.subprocess, "run", lambda cmd, **kw: started.append(kw["env"]))
+    monkeypatch.setenv("OMP_NUM_THREADS", job_threads)
+    launch.torchrun(workers, {"run": {}})
+    [env] = started
+    assert {var: env[var] for var in ENV_VARS} == dict.fromkeys(ENV_VARS, share)
+    assert os.environ["OMP_NUM_THREADS"] == job_threads       # this process keeps its own
