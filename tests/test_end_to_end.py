@@ -215,3 +215,16 @@ def test_report_shows_each_claims_verdict_and_paired_tests(workdir):
     assert f'{counts["held within noise"]} held within noise</span>' in text
     assert f'{counts["not run"]} not run</span>' in text
     assert any("McNemar p" in tests for _, _, tests in expected)
+
+
+@pytest.mark.e2e
+def test_deepid2plus_verification_term_acts_on_every_layer(workdir):
+    """The contrastive term acts only through different-person pairs inside its margin: the
+    training log's last share must be above zero on FC-1..FC-4, else Verif is dead weight."""
+    import re
+
+    log = (workdir / "logs/train/deepid2plus.log").read_text()
+    last = re.findall(r"step \d+ loss .*", log)[-1]
+    shares = dict(re.findall(r"(fc\d)/inside_margin ([0-9.]+)", last))
+    assert sorted(shares) == ["fc1", "fc2", "fc3", "fc4"], last
+    assert all(float(v) > 0 for v in shares.values()), last
