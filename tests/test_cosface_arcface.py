@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from pml_peer import assert_same_as_peer
+from pytorch_metric_learning import losses as pml_losses
 from torch.func import functional_call
 from torch.nn import functional as F
 
@@ -155,7 +157,6 @@ def test_gradient_is_finite_at_theta_zero_and_pi() -> None:
 @pytest.mark.parametrize("name", ["cosface", "arcface"])
 @pytest.mark.parametrize(("s", "m"), [(64.0, None), (16.0, 0.2)])   # None: the paper's m
 def test_matches_pytorch_metric_learning(name: str, s: float, m: float | None) -> None:
-    pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
     d, c = 5, 7
     if name == "cosface":
         m = 0.35 if m is None else m
@@ -168,21 +169,11 @@ def test_matches_pytorch_metric_learning(name: str, s: float, m: float | None) -
         peer = pml_losses.ArcFaceLoss(num_classes=c, embedding_size=d, margin=math.degrees(m),
                                       scale=s)
     loss, x, labels = make(ours, c=c, b=24, avoid=(math.pi - m,))
-    # PML keeps W as (embedding_size, num_classes) and averages the per-sample losses
-    peer.W.data = loss.weight.detach().t().clone()
     if name == "arcface":
         loss(x, labels)
         assert loss.diagnostics()["beyond_pi_minus_m"] > 0   # the fallback is compared too
-
-    x1 = x.clone().requires_grad_(True)
-    x2 = x.clone().requires_grad_(True)
-    ours_value, theirs_value = loss(x1, labels), peer(x2, labels)
-    ours_value.backward()
-    theirs_value.backward()
-    assert peer.W.dtype == torch.float64
-    torch.testing.assert_close(ours_value, theirs_value, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-7, atol=1e-10)
-    torch.testing.assert_close(loss.weight.grad, peer.W.grad.t(), rtol=1e-7, atol=1e-10)
+    theirs_value = assert_same_as_peer(loss, peer, x, labels, rtol=1e-10, atol=1e-10,
+                                       grad_rtol=1e-7)
     # the comparison can tell a margin off by 0.05 apart
     with torch.no_grad():
         loss.m += 0.05
