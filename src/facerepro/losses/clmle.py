@@ -57,9 +57,16 @@ def _check_fraction(name: str, value: float) -> None:
                          f"must lie in [0, 1]")
 
 
-def _check_centroids(centroids: str) -> None:
-    if centroids not in CENTROIDS:
-        raise ValueError(f"centroids is {centroids!r}; allowed: {', '.join(CENTROIDS)}")
+class _EqNineOptions(nn.Module):
+    """The options both CLMLE losses take, checked: margin fractions and centroid rule."""
+
+    def __init__(self, a1: float, a2: float, centroids: str, normalise_weights: bool) -> None:
+        super().__init__()
+        _check_fraction("a1", a1)
+        _check_fraction("a2", a2)
+        if centroids not in CENTROIDS:
+            raise ValueError(f"centroids is {centroids!r}; allowed: {', '.join(CENTROIDS)}")
+        self.centroids, self.normalise_weights = centroids, normalise_weights
 
 
 def batch_centroids(f: torch.Tensor, member: torch.Tensor, clusters: int,
@@ -84,7 +91,7 @@ def _masked_logsumexp(sim: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     return sim.masked_fill(~keep, float("-inf")).logsumexp(-1), present
 
 
-class CLMLELoss(nn.Module):
+class CLMLELoss(_EqNineOptions):
     """Eq. 9 over a batch of clusters; ``target[:, 0]`` is the class, ``target[:, 1]`` the
     cluster.
 
@@ -101,11 +108,7 @@ class CLMLELoss(nn.Module):
                  cost_sensitive: bool = CLMLEOptions.cost_sensitive,
                  centroids: str = CLMLEOptions.centroids,
                  normalise_weights: bool = CLMLEOptions.normalise_weights) -> None:
-        super().__init__()
-        _check_fraction("a1", a1)
-        _check_fraction("a2", a2)
-        _check_centroids(centroids)
-        self.centroids, self.normalise_weights = centroids, normalise_weights
+        super().__init__(a1, a2, centroids, normalise_weights)
         sizes = np.asarray(class_sizes, dtype=np.float64)
         if sizes.shape != (num_classes,):
             raise ValueError(f"class_sizes has shape {sizes.shape}; need one size for each of "
@@ -166,7 +169,7 @@ class CLMLELoss(nn.Module):
         self.cluster_losses = dict(zip(ids.tolist(), mean.tolist(), strict=True))
 
 
-class MultiTaskCLMLELoss(nn.Module):
+class MultiTaskCLMLELoss(_EqNineOptions):
     """Eq. 9 for each of T tasks on its own slice of the embedding, averaged over the tasks.
 
     ``labels`` are the training labels: (n,) identities 0..C-1 (one task, C classes) or
@@ -190,11 +193,7 @@ class MultiTaskCLMLELoss(nn.Module):
                  cost_sensitive: bool = CLMLEOptions.cost_sensitive,
                  centroids: str = CLMLEOptions.centroids,
                  normalise_weights: bool = CLMLEOptions.normalise_weights) -> None:
-        super().__init__()
-        _check_fraction("a1", a1)
-        _check_fraction("a2", a2)
-        _check_centroids(centroids)
-        self.centroids, self.normalise_weights = centroids, normalise_weights
+        super().__init__(a1, a2, centroids, normalise_weights)
         labels = np.asarray(labels)
         if labels.ndim == 1:
             labels = labels[:, None]
