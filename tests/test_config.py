@@ -277,10 +277,13 @@ def test_report_deviations_compare_with_each_methods_paper_values():
         in lines
     assert "optimizer" not in lines          # adagrad is FaceNet's own choice
     # every loss of the default keeps its paper values but DeepID2+'s margin, chosen on the
-    # held-out people
-    assert [line for line in lines.splitlines() if "loss_options" in line] \
-        == [line for line in lines.splitlines() if line.startswith("deepid2plus:")]
-    assert "loss_options.margin_scale = feature_norm (paper: absolute)" in lines
+    # held-out people, and the ablations, each off in the one option its name says
+    changed = {line.split(":")[0]: line for line in lines.splitlines() if "loss_options" in line}
+    assert set(changed) == {"deepid2plus", "deepid2plus_no_layerwise", "compact_32x1_expected",
+                            "compact_32x1_std", "clmle_attributes_no_cost"}
+    assert "loss_options.margin_scale = feature_norm (paper: absolute)" in changed["deepid2plus"]
+    assert "loss_options.cost_sensitive = False (paper: True)" \
+        in changed["clmle_attributes_no_cost"]
     assert "alpha" not in lines              # no paper value to deviate from
     # CLMLE's paper lr is 0.1 for faces, 0.001 for the attribute nets
     [clmle, attributes] = [line for line in lines.splitlines()
@@ -288,8 +291,7 @@ def test_report_deviations_compare_with_each_methods_paper_values():
     assert "lr = 5e-05 (paper: 0.1)" in clmle and "lr = 0.05 (paper: 0.001)" in attributes
     # an ablation that switches a paper setting off (DeepID2+ Fig. 3, config/extended.yaml)
     config["runs"]["deepid2plus"]["loss_options"]["layerwise"] = False
-    [line] = [line for line in deviations(config) if "loss_options" in line]
-    assert line.startswith("deepid2plus:")
+    [line] = [line for line in deviations(config) if line.startswith("deepid2plus:")]
     assert "loss_options.layerwise = False (paper: True)" in line
 
 
