@@ -46,24 +46,25 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
     return min(1.0, float(2 * tail / 2 ** n))
 
 
-def _bootstrap_means(values: np.ndarray, resamples: int = RESAMPLES,
-                     seed: int = SEED) -> np.ndarray:
-    """Means of ``resamples`` resamples of ``values`` with replacement (fixed seed)."""
+def _bootstrap(values: np.ndarray, level: float) -> tuple[float, float, np.ndarray]:
+    """Percentile bootstrap of the mean (fixed seed): the interval's ends and the resampled
+    means. Constant values need no resampling."""
     from scipy.stats import bootstrap
 
-    result = bootstrap((values,), np.mean, n_resamples=resamples, method="percentile",
-                       vectorized=True, batch=100, rng=np.random.default_rng(seed))
-    return result.bootstrap_distribution
+    if len(values) < 2 or np.all(values == values[0]):
+        mean = float(values.mean())
+        return mean, mean, np.full(1, mean)
+    result = bootstrap((values,), np.mean, n_resamples=RESAMPLES, method="percentile",
+                       confidence_level=level, vectorized=True, batch=100,
+                       rng=np.random.default_rng(SEED))
+    low, high = result.confidence_interval
+    return float(low), float(high), result.bootstrap_distribution
 
 
 def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values``."""
-    values = np.asarray(values, float)
-    if len(values) < 2 or np.all(values == values[0]):
-        return float(values.mean()), float(values.mean())
-    means = _bootstrap_means(values)
-    tail = (1 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+    low, high, _ = _bootstrap(np.asarray(values, float), level)
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -87,20 +88,12 @@ def paired_difference(a: Sequence[float], b: Sequence[float],
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired values need the same items: {a.shape} vs {b.shape}")
     d = a - b
-    diff = float(d.mean())
-    if np.all(d == d[0]):
-        low = high = diff
-        means = np.full(1, diff)
-    else:
-        means = _bootstrap_means(d)
-        tail = (1 - level) / 2
-        low, high = float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
-    binary = np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all()
-    if binary:
-        return PairedDifference(diff, low, high, mcnemar_exact(a, b), "McNemar")
-    p = 1.0 if diff == 0 and low == high else \
-        min(1.0, 2 * min(np.mean(means <= 0), np.mean(means >= 0)))
-    return PairedDifference(diff, low, high, float(p), "bootstrap")
+    low, high, means = _bootstrap(d, level)
+    if np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all():
+        return PairedDifference(float(d.mean()), low, high, mcnemar_exact(a, b), "McNemar")
+    # twice the smaller share of resampled differences on either side of zero (1 at no change)
+    p = min(1.0, 2 * min(np.mean(means <= 0), np.mean(means >= 0)))
+    return PairedDifference(float(d.mean()), low, high, float(p), "bootstrap")
 
 
 def align(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray] | None:
