@@ -20,10 +20,23 @@ Every call warms up a few steps before its timing starts; the loops run interlea
 call each per round over several rounds (other processes may share the cores), and the best
 rate counts (the median is shown for the spread). ``overhead_pct`` = bare rate / trainer rate - 1;
 ``data_wait_pct`` is the time the trainer's loop waited on its loader, as a share of the timed
-loop. Extra rows: the trainer with ``channels_last`` and with ``compile`` (torch.compile,
-Inductor with a fresh cache directory, so the first call compiles cold); ``first_step_s`` of
-the first call minus the steady step time is its compile time, ``speedup`` is against the
-default trainer. torch runs on 2 threads, ``OMP_WAIT_POLICY=PASSIVE`` unless set (see below).
+loop.
+
+Variants, in the same rounds (``speedup`` = img/s over the fp32 eager trainer's, measured in the
+same run): ``precision: bf16`` (autocast; on a CPU without native bf16 the trainer falls back
+to fp32 and the row's ``precision`` says so), ``channels_last``, both, ``compile``
+(torch.compile, Inductor with a fresh cache directory, so the first call compiles cold) and
+``compile`` + bf16. ``compile_s`` = the first call's first step minus the steady step time
+(cold cache); ``warm_compile_s`` the same for the later calls (the FX graph cache filled, as a
+second job on the same machine finds it); ``payback_steps`` = ``compile_s`` over the seconds a
+step saves against the eager trainer in the same precision (none where it saves nothing), to
+compare with the run's ``iterations`` (``run_iterations``, from ``config/config.yaml``).
+
+The same variants (bar the combinations) then run on each other net of the default config
+(``config/config.yaml``: FaceNet's NN2 at a quarter width with triplets, DeepID2+ with Ident +
+Verif, Compact with the pair loss), with each run's own method, sampler, batch size and
+``iterations``, on the same shard. torch runs on 2 threads, ``OMP_WAIT_POLICY=PASSIVE`` unless
+set (see below).
 
 Run from the repository root: ``python bench/bench_trainer.py [--quick]``.
 """
@@ -56,8 +69,8 @@ from common import parse_args, peak_rss_mb, report  # noqa: E402
 
 from facerepro import losses, models  # noqa: E402
 from facerepro.align.shards import read_shard, write_shard  # noqa: E402
-from facerepro.config import default_run  # noqa: E402
-from facerepro.training import trainer  # noqa: E402
+from facerepro.config import default_run, load  # noqa: E402
+from facerepro.training import precision, trainer  # noqa: E402
 from facerepro.training.loader import flip_mask  # noqa: E402
 
 HEIGHT, WIDTH, THREADS = 56, 48, 2
@@ -122,12 +135,13 @@ def run_trainer(run: dict, shard: Path, work: Path, warmup: int, device: str = "
     return {"steps_per_s": (run["iterations"] - 1 - warmup) / loop_s,
             "data_wait_pct": 100 * (bar.waits[-2] - bar.waits[warmup]) / loop_s,
             "first_step_s": bar.stamps[1] - bar.stamps[0], "call_s": call_s,
-            "compute_s": info["compute_s"], "data_wait_s": info["data_wait_s"]}
+            "compute_s": info["compute_s"], "data_wait_s": info["data_wait_s"],
+            "precision": info["precision"]}
 
 
 def run_bare(run: dict, shard: Path, warmup: int, device: str = "cpu") -> dict:
     """The plain loop on the trainer's model, loss, optimizer settings and data, with the
-    run's ``channels_last``, ``compile`` and (on CUDA) bf16 ``amp`` switches. It never reads
+    run's ``channels_last``, ``compile`` and ``precision`` switches. It never reads
     the loss back, so on CUDA it synchronises only before its last stamp."""
     dev = torch.device(device)
     images, index = read_shard(shard)
@@ -145,7 +159,7 @@ def run_bare(run: dict, shard: Path, warmup: int, device: str = "cpu") -> dict:
         return loss_fn(model(x), y)
 
     forward = torch.compile(objective) if run["compile"] else objective
-    amp = torch.autocast("cuda", torch.bfloat16, enabled=run["amp"] and dev.type == "cuda")
+    cast = precision.autocast(precision.resolve(run["precision"], dev, "bare"), dev)
     batch, steps = run["batch_size"], run["iterations"]
     rng = np.random.default_rng(run["seed"])
     order = np.empty(0, np.int64)
@@ -161,7 +175,7 @@ def run_bare(run: dict, shard: Path, warmup: int, device: str = "cpu") -> dict:
         crops[mirrored] = crops[mirrored, :, ::-1]
         x = models.to_input(crops, dev).contiguous(memory_format=layout)
         y = torch.from_numpy(labels[rows]).to(dev)
-        with amp:
+        with cast:
             loss = forward(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,46 +197,115 @@ def best(results: list[dict]) -> dict:
     return {**fastest, "median_steps_per_s": median, "first_step_s": results[0]["first_step_s"]}
 
 
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+# The default config's runs on its other nets (sphere4's runs are the main rows).
+OTHER_NETS = ("facenet", "deepid2plus", "compact_32x1")
+VARIANTS = {"fp32": {"precision": "fp32"},
+            "bf16": {"precision": "bf16"},
+            "channels_last": {"precision": "fp32", "channels_last": True},
+            "bf16 + channels_last": {"precision": "bf16", "channels_last": True},
+            "compile": {"precision": "fp32", "compile": True},
+            "compile + bf16": {"precision": "bf16", "compile": True}}
+EAGER_OF = {"compile": "fp32", "compile + bf16": "bf16"}    # what a compiled variant must beat
+
+
+def variant_rows(net: str, run: dict, results: dict[str, list[dict]], batch: int,
+                 iterations: int) -> list[dict]:
+    """One row per variant of ``run``: img/s, its ratio to the fp32 eager trainer's, and for
+    compiled ones the compile time and the steps it takes to pay for itself against the eager
+    trainer in the same precision."""
+    base = best(results["fp32"])
+    rows = []
+    for name, calls in results.items():
+        result = best(calls)
+        row = {"net": net, "loop": f"trainer {name}", "steps": run["iterations"], **result,
+               "img_s": result["steps_per_s"] * batch,
+               "speedup": result["steps_per_s"] / base["steps_per_s"]}
+        if "compile" in name:
+            step_s = 1 / result["steps_per_s"]
+            row["compile_s"] = result["first_step_s"] - step_s
+            if len(calls) > 1:
+                row["warm_compile_s"] = float(np.median([c["first_step_s"] for c in calls[1:]])
+                                              ) - step_s
+            saved = 1 / best(results[EAGER_OF[name]])["steps_per_s"] - step_s
+            # None: a compiled step is no faster, so the compile never pays back
+            row["payback_steps"] = row["compile_s"] / saved if saved > 0 else None
+            row["run_iterations"] = iterations
+        rows.append(row)
+    return rows
+
+
+def shortened(run: dict, steps: int, batch: int | None) -> dict:
+    """A run of the default config cut to one timed call (``batch``: the quick shard's)."""
+    return {**run, "iterations": steps, "log_every": steps, "checkpoint_every": steps,
+            "eval_every": 0, "lr_steps": [10**6], **({"batch_size": batch} if batch else {})}
+
+
+def sphere4_rows(shard: Path, work: Path, batch: int, steps: int, warmup: int, repeat: int,
+                 variants: list[str], iterations: int) -> list[dict]:
+    """The bare loop and the trainer's variants on sphere4 (softmax), interleaved by round."""
+    run = default_run(method="softmax", net="sphere4", train="synth/casia", embedding_dim=512,
+                      batch_size=batch, iterations=steps, lr=0.05, lr_steps=[10**6],
+                      log_every=steps, checkpoint_every=steps)
+    bare_runs: list[dict] = []
+    trainer_runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for round_ in range(repeat):                # interleaved: load drift hits every loop
+        bare_runs.append(run_bare(run, shard, warmup))
+        for name in variants:
+            trainer_runs[name].append(run_trainer({**run, **VARIANTS[name]}, shard,
+                                                  work / f"round{round_}-{name}", warmup))
+    bare = best(bare_runs)
+    trainer_rows = variant_rows("sphere4", run, trainer_runs, batch, iterations)
+    eager = trainer_rows[0]
+    eager["overhead_pct"] = 100 * (bare["steps_per_s"] / eager["steps_per_s"] - 1)
+    return [{"net": "sphere4", "loop": "bare PyTorch fp32", "steps": steps, **bare,
+             "img_s": bare["steps_per_s"] * batch, "threads": THREADS,
+             "omp_wait": os.environ["OMP_WAIT_POLICY"], "size": f"{HEIGHT}x{WIDTH}"},
+            *trainer_rows]
+
+
+def net_rows(shard: Path, work: Path, name: str, run: dict, steps: int, warmup: int,
+             repeat: int, variants: list[str], batch: int | None) -> list[dict]:
+    """The trainer's variants on run ``name`` of the default config, interleaved by round."""
+    short = shortened(run, steps, batch)
+    calls: dict[str, list[dict]] = {v: [] for v in variants}
+    for round_ in range(repeat):
+        for variant in variants:
+            calls[variant].append(run_trainer({**short, **VARIANTS[variant]}, shard,
+                                              work / f"{name}-round{round_}-{variant}", warmup))
+    return variant_rows(run["net"], short, calls, short["batch_size"], run["iterations"])
+
+
+def settings(quick: bool) -> dict:
+    if quick:
+        return {"n_images": 64, "n_ids": 8, "batch": 16, "steps": 4, "warmup": 1, "repeat": 1,
+                "variants": ["fp32", "bf16", "channels_last"], "net_variants": ["fp32", "bf16"],
+                "net_repeat": 1}
+    # Short calls, several rounds: on shared cores the best of many short windows is closer to
+    # the uncontended rate than the best of a few long ones. Each compiled call in a round
+    # compiles again (from the warm cache after the first), which bounds the rounds.
+    return {"n_images": 3_000, "n_ids": 100, "batch": 64, "steps": 20, "warmup": 3, "repeat": 2,
+            "variants": list(VARIANTS), "net_variants": ["fp32", "bf16", "channels_last",
+                                                          "compile"], "net_repeat": 1}
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     torch.set_num_threads(THREADS)
-    if args.quick:
-        n_images, n_ids, batch, steps, warmup, repeat = 64, 8, 16, 4, 1, 1
-        switches = [None, "channels_last"]
-    else:
-        # Short calls, many rounds: on shared cores the best of many short windows is closer
-        # to the uncontended rate than the best of a few long ones.
-        n_images, n_ids, batch, steps, warmup, repeat = 3_000, 100, 64, 30, 3, 5
-        switches = [None, "channels_last", "compile"]
+    s = settings(args.quick)
+    default_runs = load(DEFAULT_CONFIG)["runs"]
     with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
         tmp_dir = Path(tmp)
         # A fresh Inductor cache: the compile row's first call compiles from scratch.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_dir / "inductor")
-        shard = make_shard(tmp_dir / "shard", n_images, n_ids)
+        shard = make_shard(tmp_dir / "shard", s["n_images"], s["n_ids"])
         # Warmup steps are the first steps of each timed call; the timing starts after them.
-        run = default_run(method="softmax", net="sphere4", train="synth/casia",
-                          embedding_dim=512, batch_size=batch, iterations=steps, lr=0.05,
-                          lr_steps=[10**6], log_every=steps, checkpoint_every=steps)
-        bare_runs: list[dict] = []
-        trainer_runs: dict[str | None, list[dict]] = {switch: [] for switch in switches}
-        for round_ in range(repeat):                # interleaved: load drift hits every loop
-            bare_runs.append(run_bare(run, shard, warmup))
-            for switch in switches:
-                settings = {**run, switch: True} if switch else run
-                work = tmp_dir / f"round{round_}-{switch}"
-                trainer_runs[switch].append(run_trainer(settings, shard, work, warmup))
-        bare, base = best(bare_runs), best(trainer_runs[None])
-        rows = [{"loop": "bare PyTorch", "steps": steps, **bare, "threads": THREADS,
-                 "omp_wait": os.environ["OMP_WAIT_POLICY"]},
-                {"loop": "trainer", "steps": steps, **base,
-                 "overhead_pct": 100 * (bare["steps_per_s"] / base["steps_per_s"] - 1)}]
-        for switch in switches[1:]:
-            result = best(trainer_runs[switch])
-            row = {"loop": f"trainer + {switch}", "steps": steps, **result,
-                   "speedup": result["steps_per_s"] / base["steps_per_s"]}
-            if switch == "compile":
-                row["compile_s"] = result["first_step_s"] - 1 / result["steps_per_s"]
-            rows.append(row)
+        rows = sphere4_rows(shard, tmp_dir, s["batch"], s["steps"], s["warmup"], s["repeat"],
+                            s["variants"], default_runs["softmax"]["iterations"])
+        for name in OTHER_NETS:
+            rows += net_rows(shard, tmp_dir, name, default_runs[name], s["steps"], s["warmup"],
+                             s["net_repeat"], s["net_variants"],
+                             s["batch"] if args.quick else None)
         for row in rows:        # process-wide, so one figure: the whole bench's peak
             row["peak_rss_mb"] = peak_rss_mb()
     report("trainer", rows, args.out)

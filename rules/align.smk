@@ -36,6 +36,7 @@ rule landmarks:
         layout=lambda wc: part(wc.dataset).layout,
         source=lambda wc: source_for(config, wc.dataset),
         mtcnn=config["align"]["mtcnn"],
+        multi_face=config["align"]["multi_face"],
         device=config["device"],
     resources:
         gpu=lambda wc: gpus_per_job(1) if source_for(config, wc.dataset) == "mtcnn" else 0,
@@ -50,11 +51,38 @@ rule landmarks:
         "../workflow/scripts/landmarks.py"
 
 
-rule align:
-    """Warp every kept image to the crop template; a memory-mapped shard, its index, a QA grid."""
+rule faces:
+    """Which faces the part aligns (align.no_face, align.multi_face): counts and ids of the
+    fallbacks, multi-face choices and drops, and a QA grid of those images."""
     input:
         manifest=paths.manifest(),
         landmarks=paths.landmarks(),
+        extracted=paths.extracted_marker(),
+    output:
+        summary=paths.faces_summary(),
+        qa=paths.faces_qa(),
+    params:
+        root=lambda wc: paths.extracted(wc.dataset),
+        no_face=config["align"]["no_face"],
+        multi_face=config["align"]["multi_face"],
+    log:
+        paths.log("faces", "{dataset}"),
+    benchmark:
+        paths.benchmark("faces", "{dataset}")
+    threads: 1
+    conda:
+        "../workflow/envs/facerepro.yaml"
+    script:
+        "../workflow/scripts/faces.py"
+
+
+rule align:
+    """Warp every kept image the face policy keeps to the crop template; a memory-mapped shard,
+    its index, a QA grid."""
+    input:
+        manifest=paths.manifest(),
+        landmarks=paths.landmarks(),
+        faces=paths.faces_summary(),
         extracted=paths.extracted_marker(),
     output:
         images=paths.aligned_images(),

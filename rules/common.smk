@@ -1,6 +1,8 @@
 # Helpers shared by the rules: what the config asks for, as artifact paths.
+import os
+
 from facerepro.config import FITTED_METHODS, evaluations
-from facerepro.data import registry
+from facerepro.data import folder, registry
 from facerepro.training import gpu
 from facerepro.views import View, protocol_view, protocol_views
 
@@ -32,6 +34,27 @@ def fetch_inputs(wc):
     return {}
 
 
+def extract_inputs(wc):
+    """A part's fetched files; for a folder source every file of the folder (or the archive)
+    and the optional files it names by absolute path (a relative one is inside the folder)."""
+    source = wc.dataset.split("/")[0]
+    spec = source_config(source)
+    if spec["kind"] == registry.FOLDER:
+        given = registry.folder_files(spec).values()
+        return [*folder.inputs(spec["path"]), *(f for f in given if os.path.isabs(f))]
+    return [paths.download(source, f) for f in part(wc.dataset).files]
+
+
+def folder_params(wc):
+    """What facerepro.data.folder.copy_folder copies for a folder source; {} otherwise."""
+    source = wc.dataset.split("/")[0]
+    spec = source_config(source)
+    if spec["kind"] != registry.FOLDER:
+        return {}
+    return {"source": spec["path"], "files": registry.folder_files(spec),
+            "key": f"datasets.{source}.path"}
+
+
 def aligned_shard(dataset, template):
     return [paths.aligned_images(dataset, template), paths.aligned_index(dataset, template)]
 
@@ -56,17 +79,21 @@ def view_template(run, view):
 
 def evaluate_inputs(wc):
     """A protocol's features views, its dataset's files, Joint Bayesian's held-out training
-    features, and a look-up table's training features."""
+    features, a look-up table's training features, and MegaFace's distractors' features."""
     protocol = config["protocols"][wc.protocol]
     inputs = {"features": [paths.features(wc.run, protocol["dataset"], view.name)
                            for view in protocol_views(protocol)],
-              "extracted": paths.extracted_marker(protocol["dataset"])}
+              "extracted": paths.extracted_marker(protocol["dataset"]),
+              "faces": paths.faces_summary(protocol["dataset"])}
     if any(s.startswith("joint_bayesian") for s in protocol["scorers"]):
         inputs["jb_train"] = paths.features(wc.run, protocol["joint_bayesian"]["train"],
                                             "holdout")
     if protocol["kind"] == "lut_attribute":
         inputs["train"] = paths.features(wc.run, protocol["train"], "train")
         inputs["train_extracted"] = paths.extracted_marker(protocol["train"])
+    if protocol["kind"] == "megaface":   # the distractors' view follows the probes'
+        inputs["features"].append(paths.features(wc.run, protocol["distractors"],
+                                                 protocol_view(protocol).name))
     return inputs
 
 
@@ -76,13 +103,15 @@ def train_root(protocol):
 
 
 def needed_shards():
-    """(dataset, template) of every run's training set, evaluation sets and the sets Joint
-    Bayesian and look-up tables learn from."""
+    """(dataset, template) of every run's training set, evaluation sets (MegaFace's
+    distractors too) and the sets Joint Bayesian and look-up tables learn from."""
     shards = {(run["train"], run["template"]) for run in config["runs"].values()}
     for run, name in evaluations(config):
         protocol = config["protocols"][name]
         template = config["runs"][run]["template"]
         shards.add((protocol["dataset"], protocol_view(protocol).template or template))
+        if "distractors" in protocol:
+            shards.add((protocol["distractors"], protocol_view(protocol).template or template))
         for key in ("joint_bayesian", "train"):
             if key in protocol:
                 train = protocol[key]["train"] if key == "joint_bayesian" else protocol[key]
@@ -99,6 +128,8 @@ def report_inputs():
         "manifests": {d: paths.manifest(d) for d, _ in shards},
         "qa": {f"{d} / {t}": paths.aligned_qa(d, t) for d, t in shards},
         "indexes": {f"{d} / {t}": paths.aligned_index(d, t) for d, t in shards},
+        "faces": {d: paths.faces_summary(d) for d, _ in shards},
+        "faces_qa": {d: paths.faces_qa(d) for d, _ in shards},
     }
 
 

@@ -39,11 +39,14 @@ rule fetch:
 
 
 rule extract:
-    """Unpack a part's archives (refusing unsafe members) and copy its plain files."""
+    """Unpack a part's archives (refusing unsafe members) and copy its plain files; a folder
+    source's folder is copied instead (hard links where possible)."""
     input:
-        lambda wc: [paths.download(wc.dataset.split("/")[0], f) for f in part(wc.dataset).files],
+        extract_inputs,
     output:
         paths.extracted_marker(),
+    params:
+        folder=folder_params,
     log:
         paths.log("extract", "{dataset}"),
     benchmark:

@@ -83,6 +83,15 @@ def _payload(kind: str, run: str, protocol: dict, score: float) -> dict:
             "values": values, "n": {"train": 20, "val": 5, "test": 5, "attributes": 5},
             "curves": {"attributes": {"names": names, "balanced_accuracy": accuracy,
                                       "imbalance": levels}}}}
+    if kind == "megaface":
+        counts = [10, 100]
+        values = {"rank1": score / 2, "far_resolution": 1 / 4000, "min_far": 1 / 4000,
+                  "tar@min_far": score / 3, "far@min_far": 1 / 4000}
+        values.update({f"tar@far={f:g}": None for f in protocol["fars"]})
+        return {"cosine": {"values": values, "notes": ["FAR 1e-06 is not resolved"],
+                           "n": {"probes": 40, "distractors": 100, "impostor_pairs": 4000},
+                           "curves": {"rank1_vs_distractors": {
+                               "x": counts, "y": [score, score / 2]}}}}
     if kind == "angular_fisher":
         return {"angular": {"values": {"afs": 1 - score, "s_w": 1 - score, "s_b": 1.0},
                             "n": {"images": 40, "identities": 10}}}
@@ -92,9 +101,9 @@ def _payload(kind: str, run: str, protocol: dict, score: float) -> dict:
 
 # Figures the report draws per protocol: one ROC per undegraded verification protocol (counted
 # apart), one CMC per identification protocol, occlusion by bottom and by block, both sparsity
-# histograms, recall vs bins, attributes by imbalance.
+# histograms, recall vs bins, attributes by imbalance, rank-1 against distractors.
 FIGURES_PER_KIND = {"lfw_identification": 1, "occlusion": 2, "sparsity": 2,
-                    "compact_search": 1, "attributes": 1}
+                    "compact_search": 1, "attributes": 1, "megaface": 1}
 
 
 def write_fixture(root: Path) -> dict:

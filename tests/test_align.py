@@ -64,6 +64,32 @@ def test_the_subject_is_the_large_face_near_the_centre() -> None:
     assert landmarks.choose_face(_faces([big_corner, big_central]), 250, 250, 2.0) == 1
     assert landmarks.choose_face(_faces([big_corner, small_central]), 250, 250, 0.0) == 0
     assert landmarks.choose_face(_faces([]), 250, 250, 2.0) is None
+    # the other rules: the largest box wherever it is; the box nearest the centre
+    assert landmarks.choose_face(_faces([big_central, big_corner]), 250, 250, 2.0,
+                                 "largest") == 1
+    assert landmarks.choose_face(_faces([big_corner, [100, 100, 160, 160], small_central]),
+                                 250, 250, 2.0, "centre") == 2
+    with pytest.raises(ValueError, match="not one of"):
+        landmarks.choose_face(_faces([big_central]), 250, 250, 2.0, "drop")
+
+
+def test_pixel_chunks_keep_each_chunk_within_the_budget() -> None:
+    # hand-worked: 4 + 5 > 8 starts a new chunk; 9 is over the budget, a chunk of its own
+    assert landmarks.pixel_chunks([3, 4, 5, 9, 1, 2], 8) == [slice(0, 2), slice(2, 3),
+                                                            slice(3, 4), slice(4, 6)]
+    assert landmarks.pixel_chunks([], 8) == []
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(1, 40, 500) ** 2                 # 1 to 1,521 px per image
+    budget = 4_000
+    chunks = landmarks.pixel_chunks(pixels, budget)
+    # every image once, in order: count in = count out
+    assert np.array_equal(np.concatenate([np.arange(len(pixels))[c] for c in chunks]),
+                          np.arange(len(pixels)))
+    for chunk, following in zip(chunks, chunks[1:] + [None], strict=True):
+        total = pixels[chunk].sum()
+        assert total <= budget or chunk.stop - chunk.start == 1
+        if following is not None:         # as long as the budget allows
+            assert total + pixels[following.start] > budget
 
 
 # --- landmark tables ----------------------------------------------------------------------
@@ -100,7 +126,7 @@ def _write_images(root: Path, sizes: list[tuple[int, int]]) -> pd.DataFrame:
         (root / "img").mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(root / path), np.full((h, w, 3), 40 + i, np.uint8))
         rows.append({"image_id": f"i{i}", "identity": f"p{i % 2}", "split": "test",
-                     "path": path, "status": "kept"})
+                     "path": path, "status": "kept", "height": h, "width": w})
     return pd.DataFrame(rows)
 
 
@@ -113,8 +139,9 @@ def test_mtcnn_table_takes_the_subject_and_falls_back_to_the_mean_position(
                _faces([[30, 40, 70, 80]], [0.95]),
                _faces([], [])]
     detector = ScriptedDetector(answers)
-    table = landmarks.detect_table(tmp_path, kept, detector, chunk=2)
-    assert detector.batches == [2, 2, 1]
+    # 10,000 + 10,000 px fit the budget; the 60,000 px image is a chunk of its own
+    table = landmarks.detect_table(tmp_path, kept, detector, chunk_pixels=20_000)
+    assert detector.batches == [2, 1, 2]
     assert table["faces"].tolist() == [1, 2, 0, 1, 0]
     assert table["fallback"].tolist() == [False, False, True, False, True]
     np.testing.assert_allclose(table["score"], [0.9, 0.8, np.nan, 0.95, np.nan])

@@ -118,12 +118,16 @@ def test_default_config_dry_run_plans_the_whole_dag(tmp_path):
     assert counts["train"] == len(runs)
     assert counts["evaluate"] == len(evaluated)
     # one features file per run and distinct test view (crop, degradation, occlusion level),
-    # plus each JB set's held-out people and each look-up table's training faces
+    # plus each JB set's held-out people, each look-up table's training faces and each
+    # MegaFace protocol's distractors
     views = {(run, p["dataset"], view.name) for run, p in evaluated for view in protocol_views(p)}
     tables = {(run, p["train"]) for run, p in evaluated if p["kind"] == "lut_attribute"}
-    assert counts["features"] == len(views) + len(jb_sets) + len(tables)
+    distractors = {(run, p["distractors"]) for run, p in evaluated if p["kind"] == "megaface"}
+    assert distractors, "the default config runs MegaFace"
+    assert counts["features"] == len(views) + len(jb_sets) + len(tables) + len(distractors)
     crops = {(run["train"], run["template"]) for run in runs.values()} | {
-        (p["dataset"], p.get("template") or runs[run]["template"]) for run, p in evaluated} | {
+        (p[key], p.get("template") or runs[run]["template"]) for run, p in evaluated
+        for key in ("dataset", "distractors") if key in p} | {
         (p["train"], runs[run]["template"]) for run, p in evaluated if "train" in p}
     assert counts["align"] == len(crops)
     datasets = {d for d, _ in crops}
@@ -313,6 +317,18 @@ def test_clmle_choices_are_deviations_only_off_the_papers_value(option, value, p
         in line
 
 
+def test_bf16_training_is_a_listed_difference():
+    config = load(ROOT / "config/config.yaml")       # precision auto on device auto: no line
+    assert not _lines_of(config, "bf16")
+    config["runs"]["softmax"]["precision"] = "bf16"
+    [line] = _lines_of(config, "bf16 autocast")
+    assert line.startswith("softmax: trained in bf16") and "(the papers: fp32)" in line
+    paper = load(ROOT / "config/paper.yaml")         # device cuda: auto is bf16
+    [line] = _lines_of(paper, "bf16 autocast")
+    runs = line.split(": ")[0].split(", ")
+    assert {"facenet", "clmle"} <= set(runs) and not any(r.startswith("lbp") for r in runs)
+
+
 def test_code_deviations_name_the_runs_they_concern():
     from facerepro.report.html import deviations
 
@@ -350,6 +366,13 @@ def test_code_deviations_name_the_runs_they_concern():
         assert gone not in lines
     config["runs"] = {}
     assert not _lines_of(config, "conv3 and conv4")
+
+
+def test_synthetic_distractor_counts_are_a_listed_difference():
+    [line] = _lines_of(load(ROOT / "config/config.yaml"), "distractor photos")
+    assert line.startswith("megaface: 3,000 SynthFaces distractor photos of 2,000 people")
+    assert "1,000,000" in line
+    assert not _lines_of(load(ROOT / "config/paper.yaml"), "distractor photos")   # real files
 
 
 def test_the_default_configs_validate_with_the_clmle_paper_defaults():

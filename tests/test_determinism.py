@@ -1,9 +1,9 @@
 """Every method trains bit-identically in two fresh processes on a multi-threaded CPU, with
-the default kernels (``deterministic: false``).
+the default kernels (``deterministic: false``), and A-Softmax does at ``precision: bf16`` too.
 
 Run as a script (``python test_determinism.py SHARD_DIR OUT_DIR``) this file trains each
-method for a few steps on 2 threads and prints one JSON line, ``{method: sha256 of the
-weights}``; the test runs that script twice and compares.
+run for a few steps on 2 threads and prints one JSON line, ``{run: sha256 of the weights}``;
+the test runs that script twice and compares.
 """
 
 import hashlib
@@ -18,6 +18,7 @@ import torch
 
 from facerepro.align.shards import write_shard
 from facerepro.config import default_run
+from facerepro.training import precision
 from facerepro.training.trainer import train
 
 THREADS = 2
@@ -45,6 +46,9 @@ RUNS = {
     "attribute_softmax": {"net": "deepid2_attributes", "train": "synth/celeba",
                           "net_options": {"maps": [4, 4, 4, 4], "attributes": 3},
                           "embedding_dim": 8},
+    # bf16 autocast where the CPU has native bf16 (else the trainer falls back to fp32)
+    "a_softmax_bf16": {"method": "a_softmax", "net": "sphere4", "embedding_dim": 16,
+                       "precision": "bf16"},
 }
 IDENTITIES, PER_IDENTITY = 8, 12
 ATTRIBUTES = "list_attr_celeba.txt"
@@ -78,12 +82,12 @@ def weights_digest(path: Path) -> str:
 def train_every_method(shard: Path, out: Path) -> dict[str, str]:
     torch.set_num_threads(THREADS)
     digests = {}
-    for method, settings in RUNS.items():
-        run = default_run(method=method, **{**COMMON, **settings})
-        d = out / method
-        train(method, run, shard, d / "model.pt", d / "model.json", d / "ckpt", "cpu",
+    for name, settings in RUNS.items():
+        run = default_run(**{"method": name, **COMMON, **settings})
+        d = out / name
+        train(name, run, shard, d / "model.pt", d / "model.json", d / "ckpt", "cpu",
               shard.parent)
-        digests[method] = weights_digest(d / "model.pt")
+        digests[name] = weights_digest(d / "model.pt")
     return digests
 
 
@@ -97,6 +101,8 @@ def test_every_method_trains_bit_identically_in_two_processes(tmp_path):
     assert list(runs[0]) == list(RUNS)
     differing = [m for m in RUNS if runs[0][m] != runs[1][m]]
     assert not differing, f"weights differ between two processes for {differing}"
+    used = json.loads((tmp_path / "first" / "a_softmax_bf16" / "model.json").read_text())
+    assert used["precision"] == ("bf16" if precision.cpu_bf16() else "fp32")
 
 
 if __name__ == "__main__":

@@ -173,9 +173,12 @@ def test_bad_images_are_quarantined_or_converted_and_counts_balance(tmp_path):
     }
     _write_tree(root, files)
     (root / "lfw/notes.txt").write_text("not an image file: not listed")
-    m = build_manifest(root, "lfw", "test").set_index("image_id")
+    # a training part: its byte-duplicates are quarantined (an evaluation part only marks them,
+    # tests/test_folder.py)
+    m = build_manifest(root, "lfw", "train").set_index("image_id")
     assert len(m) == len(files)
     assert (m["status"] == "kept").sum() + (m["status"] == "quarantined").sum() == len(files)
+    assert m.loc["lfw/A/A_0002", "duplicate_of"] == "lfw/A/A_0001"
     reasons = m["reason"].to_dict()
     assert reasons == {
         "lfw/A/A_0001": "", "lfw/A/A_0002": "duplicate_of:lfw/A/A_0001",

@@ -11,6 +11,7 @@ from facerepro.evaluation.identification import (
     closed_set_split,
     cmc,
     dir_at_far,
+    distractor_counts,
     megaface_identification,
     open_set_identification,
     open_set_split,
@@ -195,6 +196,67 @@ def test_megaface_exact_ties_count_as_misses():
     assert result["rank1"] == expected["rank1"]
     assert result["verification"][0]["tar"] == expected["tar"]
     assert result["verification"][0]["realised_far"] == expected["realised_far"]
+
+
+# Two people, two photos each, on the unit circle; distractors D2 = (-1, 0), then D1 = (0.6, 0.8).
+# Scores: A1.A2 = B1.B2 = 0.8 (genuine); A1: D2 -1, D1 0.6; A2: -0.8, 0.96; B1: 0, 0.8;
+# B2: 0.6, 0.28. Against D2 alone every ordered pair is a hit (0.8 beats -1, -0.8, 0, 0.6).
+# Against both: A1->A2 hit (0.8 > 0.6), A2->A1 miss (0.96), B1->B2 miss (0.8 ties B1.D1),
+# B2->B1 hit (0.8 > 0.6). Impostors, descending: 0.96, 0.8, 0.6, 0.6, 0.28, 0, -0.8, -1 (n 8).
+TINY_PROBES = np.array([[1, 0], [0.8, 0.6], [0, 1], [-0.6, 0.8]])
+TINY_IDS = np.array(["A", "A", "B", "B"])
+TINY_DISTRACTORS = np.array([[-1, 0], [0.6, 0.8]])
+
+
+def test_megaface_tiny_case_worked_by_hand():
+    result = megaface_identification(TINY_PROBES, TINY_IDS, TINY_DISTRACTORS,
+                                     fars=(1e-6, 0.25), counts=(1, 2))
+    assert result["curve"] == {"distractors": [1, 2], "rank1": [1.0, 0.5]}
+    assert result["rank1"] == 0.5
+    # unordered pairs (A1, A2), (B1, B2); hits first -> second, then second -> first
+    assert [list(rows) for rows in result["pairs"]] == [[0, 2], [1, 3]]
+    assert result["rank1_hits"].tolist() == [True, False, False, True]
+    unresolved, quarter = result["verification"]
+    # 1e-6 of 8 pairs allows no false accept: the threshold is above 0.96, nothing accepted
+    assert not unresolved["resolved"] and unresolved["tar"] == 0.0
+    assert unresolved["realised_far"] == 0.0
+    # 0.25 of 8 allows 2: the threshold is just above 0.6, accepting 0.96 and 0.8 and both
+    # genuine 0.8s
+    assert quarter["resolved"] and quarter["tar"] == 1.0 and quarter["realised_far"] == 0.25
+    assert quarter["accepted"].tolist() == [True, True]
+    # the smallest resolved FAR, 1/8: one false accept, the threshold just above 0.8
+    smallest = result["smallest_far"]
+    assert smallest["far"] == 1 / 8 and smallest["resolved"]
+    assert smallest["tar"] == 0.0 and smallest["realised_far"] == 1 / 8
+    assert result["impostor_pairs"] == 8 and result["rank1_pairs"] == 4
+
+
+def test_megaface_curve_matches_brute_force_at_every_distractor_count():
+    rng = np.random.default_rng(5)
+    ids = np.repeat(np.arange(8), [2, 3, 4, 5, 6, 4, 3, 3])
+    probes = rng.normal(size=(8, 24))[ids] + 0.9 * rng.normal(size=(30, 24))
+    distractors = rng.normal(size=(700, 24))
+    counts = distractor_counts(len(distractors))
+    assert counts == [10, 100, 700]
+    result = megaface_identification(probes, ids, distractors, fars=(1e-3,), counts=counts,
+                                     batch_size=7)
+    expected = [brute_force_megaface(probes, ids, distractors[:d], 1e-3)["rank1"]
+                for d in counts]
+    assert result["curve"]["rank1"] == pytest.approx(expected, abs=0)
+    assert result["curve"]["rank1"][-1] == result["rank1"]
+    assert expected[0] > expected[-1] > 0   # the curve falls as distractors are added
+
+
+@pytest.mark.parametrize(("n", "counts"), [
+    (1, [1]), (10, [10]), (11, [10, 11]), (3000, [10, 100, 1000, 3000]),
+    (1_000_000, [10, 100, 1000, 10_000, 100_000, 1_000_000])])
+def test_distractor_counts_are_powers_of_ten_then_all(n, counts):
+    assert distractor_counts(n) == counts
+
+
+def test_megaface_refuses_counts_beyond_the_distractors():
+    with pytest.raises(ValueError, match=r"outside 1\.\.2"):
+        megaface_identification(TINY_PROBES, TINY_IDS, TINY_DISTRACTORS, counts=(1, 3))
 
 
 def test_megaface_needs_pairs():

@@ -79,8 +79,8 @@ def test_every_lazy_kind_is_registered_by_its_module():
     import facerepro.evaluation.protocol  # noqa: F401  (files the lazy kinds)
 
     assert {name: KINDS[name].__module__ for name in KINDS} == {
-        **dict.fromkeys(["lfw_pairs", "lfw_identification", "clustering", "angular_fisher"],
-                        "facerepro.evaluation.protocol"),
+        **dict.fromkeys(["lfw_pairs", "ytf_videos", "lfw_identification", "megaface",
+                         "clustering", "angular_fisher"], "facerepro.evaluation.protocol"),
         "occlusion": "facerepro.evaluation.occlusion",
         "sparsity": "facerepro.evaluation.neurons",
         "selectiveness": "facerepro.evaluation.neurons",
@@ -132,5 +132,6 @@ def test_reading_features_and_planning_views_load_no_net_library(tmp_path):
 
 
 def test_an_align_or_dataset_landmarks_job_loads_no_torch(tmp_path):
-    code = "import facerepro.align.landmarks, facerepro.align.aligner\n"
+    code = ("import facerepro.align.landmarks, facerepro.align.aligner, "
+            "facerepro.align.face_policy\n")
     assert loaded_after(code, tmp_path, ("torch",)) == set()

@@ -174,6 +174,25 @@ def test_state_dicts_fit_the_nets_exactly(weights_dir: Path) -> None:
         net.load_state_dict(state)       # strict: shapes match too
 
 
+def test_shrink_and_map_back_by_hand() -> None:
+    image = np.zeros((300, 400, 3), np.uint8)
+    small, factors = mtcnn.shrink(image, 200)
+    assert small.shape == (150, 200, 3) and factors.tolist() == [0.5, 0.5]
+    # pixel k of the half-size image covers source pixels 2k and 2k+1: its centre is 2k + 0.5
+    points = np.array([[0.0, 0.0], [199.0, 149.0], [10.0, 3.0]])
+    np.testing.assert_allclose(mtcnn.to_source(points, factors),
+                               [[0.5, 0.5], [398.5, 298.5], [20.5, 6.5]])
+    # a box around the whole small image is a box around the whole source image
+    whole = np.array([[-0.5, -0.5], [199.5, 149.5]])
+    np.testing.assert_allclose(mtcnn.to_source(whole, factors), [[-0.5, -0.5], [399.5, 299.5]])
+    # an image within the limit, or no limit, is left as it is
+    for limit in (400, None):
+        same, ones = mtcnn.shrink(image, limit)
+        assert same is image and ones.tolist() == [1, 1]
+    with pytest.raises(ValueError, match="max_side must be >= min_face"):
+        mtcnn.Settings(max_side=15)
+
+
 # --- the detector ---------------------------------------------------------------------------
 
 def test_one_face_with_plausible_landmarks_on_each_lfw_photo(detector: mtcnn.MTCNN,
@@ -199,6 +218,26 @@ def test_batched_detection_equals_one_image_at_a_time(detector: mtcnn.MTCNN,
     for a, b in zip(together, alone, strict=True):
         np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
         np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
+
+
+def test_a_large_photo_gives_its_small_selfs_faces_in_its_own_pixels(
+        weights_dir: Path, detector: mtcnn.MTCNN, lfw_photos: list) -> None:
+    """Each LFW photo blown up 4x (every pixel a 4x4 block) and shrunk back by max_side is
+    the photo again, so its faces are the photo's, mapped by x -> 4 (x + 0.5) - 0.5."""
+    shrinking = mtcnn.MTCNN(weights_dir, settings=mtcnn.Settings(max_side=250))
+    big = [cv2.resize(photo, (1000, 1000), interpolation=cv2.INTER_NEAREST)
+           for photo in lfw_photos]
+    for photo, image in zip(lfw_photos, big, strict=True):
+        assert np.array_equal(mtcnn.shrink(image, 250)[0], photo)
+    direct = detector.detect(lfw_photos)
+    # a photo within max_side between the two: each image keeps its own factor
+    first, middle, last = shrinking.detect([big[0], lfw_photos[1], big[1]])
+    np.testing.assert_allclose(middle.landmarks, direct[1].landmarks, atol=1e-3)
+    for small, large in zip(direct, (first, last), strict=True):
+        assert len(large.scores) == len(small.scores) == 1
+        np.testing.assert_allclose(large.landmarks, 4 * (small.landmarks + 0.5) - 0.5, atol=1e-3)
+        np.testing.assert_allclose(large.boxes, 4 * (small.boxes + 0.5) - 0.5, atol=1e-3)
+        np.testing.assert_allclose(large.scores, small.scores, atol=1e-6)
 
 
 def test_a_mirrored_photo_gives_mirrored_landmarks(detector: mtcnn.MTCNN,
@@ -240,9 +279,11 @@ def test_landmark_table_runs_mtcnn_with_the_config_settings(weights_dir: Path) -
     from facerepro.align import landmarks
 
     manifest = pd.DataFrame({"image_id": ["a", "b", "c"], "status": ["kept"] * 2 + ["quarantined"],
-                             "path": [f.name for f in sorted(LFW.glob("*.jpg"))] + ["gone.jpg"]})
+                             "path": [f.name for f in sorted(LFW.glob("*.jpg"))] + ["gone.jpg"],
+                             "height": 250, "width": 250})
     settings = {"min_face": 20, "factor": 0.709, "thresholds": [0.6, 0.7, 0.7],
-                "nms": [0.5, 0.7, 0.7, 0.7], "centre_weight": 2.0, "batch_size": 2}
+                "nms": [0.5, 0.7, 0.7, 0.7], "centre_weight": 2.0, "batch_size": 2,
+                "max_side": 1280, "chunk_pixels": 16_000_000}
     table = landmarks.landmark_table("mtcnn", LFW, "lfw", manifest, settings, weights_dir)
     assert table["image_id"].tolist() == ["a", "b"]
     assert (table["source"] == "mtcnn").all() and table["faces"].tolist() == [1, 1]

@@ -14,6 +14,7 @@ from facerepro.data.protocols import read_pairs
 from facerepro.evaluation import metrics
 from facerepro.evaluation.compact_search import compact_search, lut_attribute
 from facerepro.evaluation.context import ProtocolContext
+from facerepro.evaluation.identification import megaface_identification
 from facerepro.evaluation.neurons import selectiveness, sparsity
 from facerepro.evaluation.occlusion import occlusion
 from facerepro.evaluation.protocol import run_protocol, verification
@@ -626,6 +627,66 @@ def test_run_protocol_passes_the_run_code_bits(tmp_path):
                            tmp_path / "m.json", {"net_options": {"bits": 2}})
     assert payload["scorers"]["l1"]["values"]["recall@bins=0.7"] == pytest.approx(0.5)
     assert metrics.read(tmp_path / "m.json")["scorers"]["l1"]["n"]["bits"] == 2
+
+
+# --- megaface ---------------------------------------------------------------------------------
+
+
+def megaface_files(tmp_path: Path) -> list[Path]:
+    """test_identification's hand-worked case as features files: probes A1, A2, B1, B2 and the
+    distractors D2 = (-1, 0), D1 = (0.6, 0.8) (any order: the kind shuffles them)."""
+    probes = save_features(tmp_path / "probes.npz",
+                           [[1, 0], [0.8, 0.6], [0, 1], [-0.6, 0.8]],
+                           ["f/A/1", "f/A/2", "f/B/1", "f/B/2"], ["A", "A", "B", "B"])
+    distractors = save_features(tmp_path / "distractors.npz", [[-1, 0], [0.6, 0.8]],
+                                ["m/0/1", "m/1/1"], ["0", "1"])
+    return [probes, distractors]
+
+
+def test_megaface_kind_items_notes_and_provenance(tmp_path):
+    paths = megaface_files(tmp_path)
+    protocol = {"kind": "megaface", "fars": [1e-6, 0.25], "seed": 0, "scorers": ["cosine"]}
+    payload = run_protocol("r", "megaface", protocol, paths, tmp_path, tmp_path / "m.json",
+                           {"net_options": {}})
+    assert metrics.read(tmp_path / "m.json") == payload
+    m = payload["scorers"]["cosine"]
+    # By hand (test_identification): A1->A2 and B2->B1 hit, A2->A1 and B1->B2 (a tie) miss.
+    assert m["values"]["rank1"] == 0.5
+    assert dict(zip(m["items"]["rank1"]["ids"], m["items"]["rank1"]["values"], strict=True)) == {
+        "f/A/1|f/A/2": 1.0, "f/B/1|f/B/2": 0.0, "f/A/2|f/A/1": 0.0, "f/B/2|f/B/1": 1.0}
+    # 8 impostor pairs: 1e-6 is not resolved (null, a note); 0.25 and 1/8 are, with items
+    assert m["values"]["tar@far=1e-06"] is None and "tar@far=1e-06" not in m["items"]
+    assert any("1,000,000 impostor pairs, there are 8" in note for note in m["notes"])
+    assert m["values"]["tar@far=0.25"] == 1.0 and m["values"]["far@far=0.25"] == 0.25
+    assert m["values"]["tar@min_far"] == 0.0 and m["values"]["min_far"] == 1 / 8
+    assert m["items"]["tar@far=0.25"] == {"ids": ["f/A/1|f/A/2", "f/B/1|f/B/2"],
+                                          "values": [1.0, 1.0]}
+    for key, record in m["items"].items():
+        assert np.mean(record["values"]) == m["values"][key]
+    # the curve's first point is one of the two distractors, by the seeded order
+    assert m["curves"]["rank1_vs_distractors"]["x"] == [2]
+    assert m["n"] == {"probes": 4, "probe_identities": 2, "distractors": 2, "rank1_pairs": 4,
+                      "genuine_pairs": 2, "impostor_pairs": 8}
+    digest = hashlib.sha256(paths[1].read_bytes()).hexdigest()
+    assert payload["provenance"]["distractors"] == str(paths[1])
+    assert payload["provenance"]["distractors_sha256"] == digest
+
+
+def test_megaface_curve_uses_nested_subsets_of_the_seeded_order(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(6), 3)
+    probes = rng.normal(size=(6, 8))[ids] + 0.5 * rng.normal(size=(18, 8))
+    distractors = rng.normal(size=(150, 8))
+    paths = [save_features(tmp_path / "p.npz", probes, [f"p{i}" for i in range(18)], ids),
+             save_features(tmp_path / "d.npz", distractors, [f"d{i}" for i in range(150)],
+                           np.arange(150))]
+    protocol = {"kind": "megaface", "fars": [1e-6], "seed": 3, "scorers": ["cosine"]}
+    curve = run_protocol("r", "megaface", protocol, paths, tmp_path, tmp_path / "m.json",
+                         {"net_options": {}})["scorers"]["cosine"]["curves"]
+    order = np.random.default_rng(3).permutation(150)
+    expected = [megaface_identification(probes, ids, distractors[order[:d]])["rank1"]
+                for d in (10, 100, 150)]
+    assert curve["rank1_vs_distractors"] == {"x": [10, 100, 150], "y": expected}
 
 
 def test_run_protocol_refuses_an_unknown_kind(tmp_path):

@@ -7,7 +7,7 @@ from facerepro.data import synth
 from facerepro.data.protocols import (
     HOLDOUT,
     hold_out_identities,
-    lfw_image_id,
+    lfw_image_name,
     read_celeba_attributes,
     read_celeba_identities,
     read_celeba_partition,
@@ -27,13 +27,13 @@ def test_real_lfw_pairs_parse():
     assert (pairs.groupby("fold").size() == 600).all()
     first = pairs.iloc[0]
     assert (first["name1"], first["num1"], first["num2"]) == ("Abel_Pacheco", 1, 4)
-    assert first["id1"] == "lfw/Abel_Pacheco/Abel_Pacheco_0001"
+    assert first["image1"] == "Abel_Pacheco/Abel_Pacheco_0001"
     # in file order: the first 300 of each fold are same-person pairs
     assert pairs.iloc[:300]["same"].all() and not pairs.iloc[300:600]["same"].any()
 
 
-def test_image_id_is_zero_padded():
-    assert lfw_image_id("A_B", 12) == "lfw/A_B/A_B_0012"
+def test_image_name_is_zero_padded():
+    assert lfw_image_name("A_B", 12) == "A_B/A_B_0012"
 
 
 def test_truncated_pairs_file_is_rejected(tmp_path):
@@ -56,7 +56,7 @@ def test_view1_pairs_file_is_one_fold(tmp_path):
     pairs = read_pairs(dev)
     assert pairs["fold"].tolist() == [0, 0, 0, 0]
     assert pairs["same"].tolist() == [True, True, False, False]
-    assert pairs.iloc[3][["id1", "id2"]].tolist() == ["lfw/B/B_0002", "lfw/D/D_0001"]
+    assert pairs.iloc[3][["image1", "image2"]].tolist() == ["B/B_0002", "D/D_0001"]
 
 
 def test_celeba_partition_identities_and_attributes(tmp_path):

@@ -22,6 +22,9 @@ TINY = {
     "casia": {"identities": 4, "mean_images": 3.0, "min_images": 2, "max_images": 5},
     "lfw": {"identities": 40, "folds": 2, "pairs_per_fold": 4},
     "celeba": {"identities": 4, "images": 12},
+    "ytf": {"identities": 4, "folds": 2, "pairs_per_fold": 1, "frames": 2},
+    "facescrub": {"identities": 2, "images_per_identity": 2},
+    "distractors": {"identities": 3, "images": 5},
 }
 # Pose only: no light, blur, noise, clutter or occluders, so drawn colours are exact.
 POSE_ONLY = synth.Nuisance(light_gradient=0, light_gain=0, contrast=0, color_cast=0, clutter=0,
@@ -54,7 +57,8 @@ def test_mirror_is_byte_identical_for_a_seed_whatever_the_worker_count(
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
     other = synth.write_mirror(tmp_path / "other", tiny(seed=4))
     assert all(other[name] != sums[name] for name in
-               ("lfw.tgz", "CASIA-WebFace.zip", "img_align_celeba.zip", "pairs.txt"))
+               ("lfw.tgz", "CASIA-WebFace.zip", "img_align_celeba.zip", "pairs.txt",
+                "YouTubeFaces.tar.gz"))
 
 
 def test_sha256sums_lists_every_file_with_its_hash(mirror: tuple[Path, dict[str, str]]) -> None:
@@ -85,6 +89,42 @@ def test_archives_hold_the_real_layouts(mirror: tuple[Path, dict[str, str]]) -> 
         image = cv2.imdecode(np.frombuffer(zf.read("img_align_celeba/000001.jpg"), np.uint8),
                              cv2.IMREAD_COLOR)
     assert image.shape == (218, 178, 3)
+    with tarfile.open(out / "YouTubeFaces.tar.gz") as tar:
+        names = tar.getnames()
+    assert "YouTubeFaces/ytf_landmarks.txt" in names
+    assert "YouTubeFaces/frame_images_DB/Synth_Ytf_0001/0/0.2.jpg" in names
+
+
+def test_megaface_archives_read_as_the_real_layouts(mirror: tuple[Path, dict[str, str]],
+                                                    tmp_path: Path) -> None:
+    from facerepro.align.landmarks import dataset_landmarks
+    from facerepro.data.clean import list_images
+
+    out, _ = mirror
+    for archive in ("facescrub_images.tar.gz", "megaface_images.tar.gz"):
+        with tarfile.open(out / archive) as tar:
+            tar.extractall(tmp_path, filter="data")
+    probes = list_images(tmp_path, "facescrub", "test")
+    assert probes["identity"].value_counts().sort_index().to_dict() == {
+        "Synth_Scrub_0001": 2, "Synth_Scrub_0002": 2}
+    distractors = list_images(tmp_path, "megaface", "test")
+    # 5 photos dealt over 3 people, the first ones taking one more; a folder per person
+    assert distractors["identity"].value_counts().sort_index().to_dict() == {
+        "000/0000001": 2, "000/0000002": 2, "000/0000003": 1}
+    for layout, rows in (("facescrub", probes), ("megaface", distractors)):
+        points = dataset_landmarks(tmp_path, layout, rows["path"])
+        assert points.shape == (len(rows), 5, 2) and np.isfinite(points).all()
+
+
+def test_every_part_draws_its_people_from_its_own_stream() -> None:
+    # MegaFace's distractors and probes must be people of no other part: each part's identity
+    # stream is its own, so person 0 of one part is not person 0 of another.
+    from facerepro.data.synth.streams import _PART_CODE
+
+    assert sorted(_PART_CODE) == sorted(synth.PARTS)
+    assert len(set(_PART_CODE.values())) == len(_PART_CODE)
+    widths = {part: synth.make_identity(0, part, 0, "x", 0.7).face_w for part in synth.PARTS}
+    assert len(set(widths.values())) == len(widths)
 
 
 def test_pairs_file_has_lfws_structure_and_points_at_real_images(tmp_path: Path) -> None:

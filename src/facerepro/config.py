@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from facerepro import loss_options
-from facerepro.data.registry import parts_of
+from facerepro.data.registry import FOLDER, check_pins, part_spec, parts_of
 from facerepro.data.synth import SynthConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -27,6 +27,8 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "co
 # Methods whose net is fitted in closed form on training faces (``fit``: a PCA), not trained by
 # a loss: the baselines of ours, with no paper settings to keep.
 FITTED_METHODS = ("pixels_pca", "lbp")
+# Protocol kinds that read a pairs file (``pairs_file``, by default the dataset's own).
+PAIR_KINDS = ("lfw_pairs", "occlusion")
 
 
 class ConfigError(ValueError):
@@ -99,6 +101,12 @@ def validate(config: dict, source: str = "config", schema: dict | None = None) -
     unshared = json.loads(json.dumps(config))
     config.clear()
     config.update(unshared)
+    both = [name for name, run in (config.get("runs") or {}).items()
+            if isinstance(run, dict) and run.get("seeds") and run.get("seed", run["seeds"][0])
+            != run["seeds"][0]]
+    if both:
+        raise ConfigError(f"{source}: runs {both} give a seed that is not the first of their "
+                          f"seeds: give seeds only (its first seed is the run's own)")
     validator = _Validator(schema or load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -111,17 +119,82 @@ def validate(config: dict, source: str = "config", schema: dict | None = None) -
             + "\nEvery key is documented in config/README.md."
         )
     _check_references(config, source)
+    _expand_seeds(config, source)
     return config
 
 
+# A replicate of a run trained with another seed: its name, and the separator no run name may
+# contain otherwise.
+REPLICATE = "{run}@seed{seed}"
+_SEPARATOR = "@seed"
+
+
+def base_run(name: str) -> str:
+    """The run a replicate repeats (``softmax@seed1`` -> ``softmax``); a run is its own."""
+    return name.split(_SEPARATOR)[0]
+
+
+def _expand_seeds(config: dict, source: str) -> None:
+    """Add a replicate run per extra seed of a run's ``seeds``, right after the run, and to
+    every protocol that scores the run. A replicate starts from the same-seed replicate of its
+    ``init_from`` run where that run has the seed too. Validating an expanded config again
+    changes nothing."""
+    runs = config.get("runs", {})
+    expected = {}
+    for name, run in runs.items():
+        if _SEPARATOR in name:
+            continue
+        seeds = run.get("seeds", [run["seed"]])
+        run["seed"] = seeds[0]
+        expected[name] = [REPLICATE.format(run=name, seed=s) for s in seeds[1:]]
+    stray = sorted(set(runs) - set(expected) - {r for reps in expected.values() for r in reps})
+    if stray:
+        raise ConfigError(f"{source}: runs {stray}: '{_SEPARATOR}' names the replicates that a "
+                          f"run's seeds make; rename these runs")
+    expanded = {}
+    for name, replicates in expected.items():
+        expanded[name] = runs[name]
+        for replicate, seed in zip(replicates, runs[name].get("seeds", [])[1:], strict=True):
+            copy = {k: v for k, v in json.loads(json.dumps(runs[name])).items() if k != "seeds"}
+            copy["seed"] = seed
+            init = copy.get("init_from")
+            if init is not None and seed in runs[init].get("seeds", ())[1:]:
+                copy["init_from"] = REPLICATE.format(run=init, seed=seed)
+            expanded[replicate] = copy
+    runs.clear()
+    runs.update(expanded)
+    for protocol in config.get("protocols", {}).values():
+        if protocol.get("runs"):
+            protocol["runs"] = [r for run in protocol["runs"] if _SEPARATOR not in run
+                                for r in (run, *expected[run])]
+
+
+def seed_groups(config: dict) -> dict[str, list[str]]:
+    """Every run (not replicate) with the runs that train it: itself, then its replicates."""
+    groups: dict[str, list[str]] = {}
+    for name in config["runs"]:
+        groups.setdefault(base_run(name), []).append(name)
+    return groups
+
+
 def _check_references(config: dict, source: str) -> None:
-    """What the schema cannot express: value ranges of the generator, dataset references."""
+    """What the schema cannot express: value ranges of the generator, pins against the
+    registry, a folder source's path, dataset references, which datasets have pairs."""
     for name, spec in config["datasets"].items():
         if spec["kind"] == "synthfaces":
             try:
                 SynthConfig.from_dict({k: v for k, v in spec.items() if k != "kind"})
             except ValueError as exc:
                 raise ConfigError(f"{source}: datasets.{name}: {exc}") from exc
+            continue
+        try:
+            check_pins(name, spec)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+        if spec["kind"] == FOLDER and not Path(spec["path"]).exists():
+            raise ConfigError(f"{source}: datasets.{name}.path = {spec['path']!r}: no such "
+                              f"folder or archive (relative paths are from {Path.cwd()}); "
+                              f"correct the path")
     known = set(dataset_names(config))
     for section in ("runs", "protocols"):
         for name, entry in config.get(section, {}).items():
@@ -132,10 +205,19 @@ def _check_references(config: dict, source: str) -> None:
                     f"config; known: {sorted(known)}"
                 )
     for name, protocol in config.get("protocols", {}).items():
-        if "train" in protocol and protocol["train"] not in known:
-            raise ConfigError(f"{source}: protocols.{name}.train = {protocol['train']!r} is not "
-                              f"a dataset of this config; known: {sorted(known)}")
+        for key in ("train", "distractors"):
+            if key in protocol and protocol[key] not in known:
+                raise ConfigError(f"{source}: protocols.{name}.{key} = {protocol[key]!r} is "
+                                  f"not a dataset of this config; known: {sorted(known)}")
     runs = config.get("runs", {})
+    for name, run in runs.items():
+        data_source, part = run["train"].split("/")
+        if part_spec(config["datasets"][data_source], part).split == "test":
+            fix = (f"set datasets.{data_source}.split: train to train on this folder"
+                   if config["datasets"][data_source]["kind"] == FOLDER
+                   else "train on a training set")
+            raise ConfigError(f"{source}: runs.{name}.train = {run['train']!r} is an evaluation "
+                              f"set (split test), which has no training images; {fix}")
     for name, run in runs.items():
         if "init_from" not in run:
             continue
@@ -153,6 +235,9 @@ def _check_references(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: holdout.{dataset} is not a dataset of this config; "
                               f"known: {sorted(known)}")
     for name, protocol in config.get("protocols", {}).items():
+        if protocol["kind"] in PAIR_KINDS:
+            _check_pairs_file(config, name, protocol, source)
+    for name, protocol in config.get("protocols", {}).items():
         unknown = sorted(set(protocol.get("runs") or ()) - set(config.get("runs", {})))
         if unknown:
             raise ConfigError(f"{source}: protocols.{name}.runs names runs this config does not "
@@ -164,6 +249,29 @@ def _check_references(config: dict, source: str) -> None:
                 f"{source}: protocols.{name} scores with Joint Bayesian, which trains on held-out "
                 f"identities: set protocols.{name}.joint_bayesian.train to a dataset listed "
                 f"under holdout (now {jb_train!r}; holdout: {sorted(config.get('holdout', {}))})")
+
+
+def _check_pairs_file(config: dict, name: str, protocol: dict, source: str) -> None:
+    """Fill a pair protocol's ``pairs_file`` with its dataset's own pairs file; refuse one the
+    dataset does not provide, so that no evaluate job fails for want of pairs."""
+    dataset = protocol["dataset"]
+    data_source, part = dataset.split("/")
+    spec = config["datasets"][data_source]
+    own = part_spec(spec, part)
+    if "pairs_file" not in protocol:
+        if own.pairs is None:
+            fix = (f"give datasets.{data_source}.pairs (an LFW pairs.txt or a CSV "
+                   f"path_a,path_b,same[,fold])" if spec["kind"] == FOLDER
+                   else "evaluate a dataset that has pairs")
+            raise ConfigError(f"{source}: protocols.{name} ({protocol['kind']}) needs pairs, but "
+                              f"dataset {dataset} has no pairs file: {fix}, or use a kind "
+                              f"that needs only identities (lfw_identification, clustering, "
+                              f"angular_fisher)")
+        protocol["pairs_file"] = own.pairs
+    elif protocol["pairs_file"] not in own.files:
+        raise ConfigError(f"{source}: protocols.{name}.pairs_file = {protocol['pairs_file']!r} "
+                          f"is not a file of dataset {dataset} (its files: {list(own.files)}); "
+                          f"name one of them, or leave the key out for its own pairs")
 
 
 def applicable_properties(node: dict, instance: dict) -> dict:

@@ -10,6 +10,11 @@ Which images, shown how, is a :class:`~facerepro.views.View`; its name is the fe
 
 Reading a features file (:func:`load`, :func:`layers`) takes numpy only: torch and the nets are
 imported by the functions that run a net, so an evaluate job never loads them.
+
+Features are computed in fp32 whatever ``precision`` the run trained in: its weights are fp32
+either way, so fp32 gives the net's own output on every machine, where bf16 autocast would make
+the features (and every metric after them) depend on whether the machine has native bf16, for
+a small gain (measured in config/README.md, "Training speed on the CPU").
 """
 
 from __future__ import annotations

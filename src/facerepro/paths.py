@@ -45,6 +45,15 @@ def landmarks(dataset: str = "{dataset}") -> str:
     return f"{RESULTS}/landmarks/{dataset}.parquet"
 
 
+def faces_summary(dataset: str = "{dataset}") -> str:
+    """The part's no-face and multi-face policy: counts and image ids (align.face_policy)."""
+    return f"{RESULTS}/faces/{dataset}/summary.json"
+
+
+def faces_qa(dataset: str = "{dataset}") -> str:
+    return f"{RESULTS}/faces/{dataset}/qa.png"
+
+
 def aligned_dir(dataset: str = "{dataset}", template: str = "{template}") -> str:
     return f"{RESULTS}/aligned/{dataset}/{template}"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from facerepro.align import face_policy
 from facerepro.align.aligner import align_dataset, qa_figure
 from facerepro.align.shards import read_shard
 from facerepro.align.transform import get_template
@@ -17,6 +18,7 @@ template = get_template(snakemake.wildcards.template, scale=snakemake.params.sca
 out_dir = Path(snakemake.output.images).parent
 align_dataset(root=snakemake.params.root, manifest=pd.read_parquet(snakemake.input.manifest),
               landmarks=pd.read_parquet(snakemake.input.landmarks), template=template,
-              out_dir=out_dir, workers=snakemake.threads)
+              out_dir=out_dir, workers=snakemake.threads,
+              drop=face_policy.read(snakemake.input.faces)["ids"]["dropped"])
 images, index = read_shard(out_dir)
 qa_figure(images, index, template=template, dest=snakemake.output.qa)

@@ -11,4 +11,5 @@ run_protocol(run=snakemake.wildcards.run, name=snakemake.wildcards.protocol,
              protocol=params.protocol, features_paths=snakemake.input.features,
              dataset_root=params.root, dest=snakemake.output[0], run_config=params.run,
              jb_train_path=snakemake.input.get("jb_train"),
-             train_path=snakemake.input.get("train"), train_root=params.train_root)
+             train_path=snakemake.input.get("train"), train_root=params.train_root,
+             faces_path=snakemake.input.faces)

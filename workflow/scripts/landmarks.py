@@ -23,5 +23,6 @@ with leased_device(params.device if params.source == "mtcnn" else "cpu") as devi
     table = landmarks.landmark_table(params.source, root=params.root, layout=params.layout,
                                      manifest=pd.read_parquet(snakemake.input.manifest),
                                      mtcnn=params.mtcnn, weights_dir=weights,
-                                     device=str(device), workers=snakemake.threads)
+                                     device=str(device), workers=snakemake.threads,
+                                     multi_face=params.multi_face)
 landmarks.save(table, dest=snakemake.output[0])

@@ -9,5 +9,6 @@ to_file(snakemake.log[0])
 params = snakemake.params
 build(snakemake.config, metrics=params.metrics, models=params.models,
       manifests=params.manifests, qa=params.qa, indexes=params.indexes,
-      benchmarks=params.benchmarks, dest=snakemake.output.html,
+      benchmarks=params.benchmarks, faces=params.faces, faces_qa=params.faces_qa,
+      dest=snakemake.output.html,
       figures_dir=snakemake.output.figures)

@@ -7,7 +7,7 @@ the crop (``x1, y1, ..., x5, y5``), so a report can count landmark sources per s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,15 +53,22 @@ def _ordered(landmarks: pd.DataFrame, image_ids: pd.Series) -> pd.DataFrame:
 
 
 def align_dataset(root: str | Path, manifest: pd.DataFrame, landmarks: pd.DataFrame,
-                  template: transform.Template, out_dir: str | Path, workers: int = 1
-                  ) -> pd.DataFrame:
-    """Crop every kept image; returns (and writes) the index with the mapped landmarks.
+                  template: transform.Template, out_dir: str | Path, workers: int = 1,
+                  drop: Collection[str] = ()) -> pd.DataFrame:
+    """Crop every kept image but those of ``drop`` (the face policy's,
+    :mod:`facerepro.align.face_policy`); returns (and writes) the index with the mapped
+    landmarks.
 
     Decoding and warping run on ``workers`` threads (OpenCV releases the GIL for both).
     """
     root = Path(root)
     kept = manifest[manifest["status"] == "kept"].reset_index(drop=True)
     rows = _ordered(landmarks, kept["image_id"])
+    left = ~kept["image_id"].astype(str).isin(set(drop)).to_numpy()
+    if not left.any():
+        raise ValueError(f"align.no_face / align.multi_face drop all {len(kept)} images under "
+                         f"{root}; set them to fallback / centre_weighted, or check the images")
+    kept, rows = kept[left].reset_index(drop=True), rows[left].reset_index(drop=True)
     points = rows[POINT_COLUMNS].to_numpy(np.float64).reshape(-1, 5, 2)
     mats = transforms_for(points, template, rows[BOX_COLUMNS].to_numpy(np.float64))
     mapped = np.einsum("nij,nkj->nki", mats[:, :, :2], points) + mats[:, None, :, 2]

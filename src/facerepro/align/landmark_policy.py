@@ -10,21 +10,25 @@ from __future__ import annotations
 from facerepro.data import registry
 
 # Source kind -> layouts whose files include a landmark file of landmarks.LANDMARK_FILES.
-SHIPPED = {"synthfaces": {"lfw", "casia", "celeba"}, "celeba": {"celeba"}}
+SHIPPED = {"synthfaces": {"lfw", "casia", "celeba", "ytf", "facescrub", "megaface"},
+           "celeba": {"celeba"}}
 POLICIES = ("dataset", "mtcnn", "auto")
 
 
-def landmark_source(policy: str, kind: str, layout: str) -> str:
-    """``dataset`` or ``mtcnn`` for a part of a source of ``kind`` laid out as ``layout``."""
+def landmark_source(policy: str, kind: str, layout: str, shipped: bool | None = None) -> str:
+    """``dataset`` or ``mtcnn`` for a part of a source of ``kind`` laid out as ``layout``;
+    ``shipped`` says whether it has a landmark file (None: as :data:`SHIPPED` says)."""
     if policy not in POLICIES:
         raise ValueError(f"align.landmarks {policy!r} is not one of {POLICIES}")
-    shipped = layout in SHIPPED.get(kind, ())
+    if shipped is None:
+        shipped = layout in SHIPPED.get(kind, ())
     if policy == "auto":
         return "dataset" if shipped else "mtcnn"
     if policy == "dataset" and not shipped:
         raise ValueError(f"align.landmarks is 'dataset' but {kind} ships no landmarks for its "
                          f"{layout} part; use 'auto' (MTCNN where the dataset has none) or "
-                         f"'mtcnn'")
+                         f"'mtcnn'" + (", or name the folder's landmarks file (datasets.<source>"
+                                       ".landmarks)" if kind == registry.FOLDER else ""))
     return policy
 
 
@@ -32,5 +36,8 @@ def source_for(config: dict, dataset: str) -> str:
     """The landmark source of a ``source/part`` dataset under the config's policy."""
     source, part = dataset.split("/")
     spec = config["datasets"][source]
-    layout = registry.part_spec(spec, part).layout
-    return landmark_source(config["align"]["landmarks"], spec["kind"], layout)
+    own = registry.part_spec(spec, part)
+    # a folder source has a landmark file where its config names one
+    shipped = (registry.FOLDER_FILES["landmarks"] in own.files
+               if spec["kind"] == registry.FOLDER else None)
+    return landmark_source(config["align"]["landmarks"], spec["kind"], own.layout, shipped)

@@ -9,13 +9,24 @@ Policy (config ``align.landmarks``; :mod:`facerepro.align.landmark_policy` appli
   ...). The choice is made when the workflow is planned, so the MTCNN weights are only fetched
   for parts that need them.
 
-Several faces: MTCNN's face with the largest ``area - centre_weight * d**2`` wins (``d`` the
-distance in px of its box centre from the image centre; facenet-pytorch's
-"center_weighted_size" with weight 2): the large face near the centre, which is the subject in
-these datasets' crops. No face: the image gets the mean landmarks and box of the images of the
-same part where MTCNN found one, in coordinates relative to the image size (LFW and
-CASIA-WebFace images are crops centred on a detected face, so faces sit in nearly the same
-place), flagged ``fallback``.
+Several faces (config ``align.multi_face``, :data:`FACE_RULES`): ``centre_weighted``
+(default) takes the face with the largest ``area - centre_weight * d**2`` (``d`` the distance
+in px of its box centre from the image centre; facenet-pytorch's "center_weighted_size" with
+weight 2): the large face near the centre, which is the subject in these datasets' crops;
+``largest`` the largest box (a group photo whose subject stands nearest the camera);
+``centre`` the box nearest the image centre. ``drop`` records the ``centre_weighted`` face
+here and leaves the image out of the aligned shard (:mod:`facerepro.align.face_policy`). No
+face: the image gets the mean landmarks and box of the images of the same part where MTCNN
+found one, in coordinates relative to the image size (LFW and CASIA-WebFace images are crops
+centred on a detected face, so faces sit in nearly the same place), flagged ``fallback``;
+``align.no_face`` decides whether such an image is aligned from them or dropped.
+
+Memory. Images are decoded in chunks of at most ``chunk_pixels`` source pixels (default 16
+million: the 256 LFW images of 250x250 that one chunk held before, or one 12-megapixel phone
+photo), and MTCNN shrinks any image longer than ``max_side`` before its pyramid (default
+1280 px, :mod:`facerepro.align.mtcnn`): with the authors' ``min_face`` of 20 px, a 4032x3024
+photo is searched for faces of 63 px and more (1.6% of its width), which any subject of a face
+photo exceeds, while the pyramid's largest level shrinks from 2419x1815 to 768x576 cells.
 
 Landmark files are whitespace tables whose data rows are ``path x1 y1 ... x5 y5`` (CelebA's
 ``list_landmarks_align_celeba.txt``, SynthFaces' ``*_landmarks.txt``); header and count lines
@@ -52,10 +63,16 @@ LANDMARK_FILES = {
     "lfw": "lfw_landmarks.txt",
     "casia": "CASIA-WebFace/casia_landmarks.txt",
     "celeba": "list_landmarks_align_celeba.txt",
+    "folder": "landmarks.txt",        # a folder source's `landmarks` (facerepro.data.folder)
+    "folder_ids": "landmarks.txt",
+    "ytf": "YouTubeFaces/ytf_landmarks.txt",
+    "facescrub": "facescrub_images/facescrub_landmarks.txt",
+    "megaface": "megaface_images/megaface_landmarks.txt",
 }
 POINT_COLUMNS = [f"{axis}{k}" for k in range(1, 6) for axis in "xy"]
 BOX_COLUMNS = ["bx1", "by1", "bx2", "by2"]
 COLUMNS = ["image_id", "source", "score", "faces", "fallback", *POINT_COLUMNS, *BOX_COLUMNS]
+FACE_RULES = ("centre_weighted", "largest", "centre")
 
 
 class Detector(Protocol):
@@ -114,34 +131,59 @@ def dataset_table(root: str | Path, layout: str, kept: pd.DataFrame) -> pd.DataF
                   np.zeros(n, bool))
 
 
-def choose_face(faces: Faces, width: int, height: int, centre_weight: float) -> int | None:
-    """Index of the subject among the detected faces (see the module docstring), or None."""
+def choose_face(faces: Faces, width: int, height: int, centre_weight: float,
+                rule: str = "centre_weighted") -> int | None:
+    """Index of the subject among the detected faces by ``rule`` (see the module docstring),
+    or None."""
+    if rule not in FACE_RULES:
+        raise ValueError(f"face rule {rule!r} is not one of {FACE_RULES}")
     if len(faces.scores) == 0:
         return None
     boxes = faces.boxes
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     offset = centre - (np.array([width, height]) - 1) / 2    # the image centre, pixel centres
-    return int(np.argmax(area - centre_weight * (offset ** 2).sum(1)))
+    distance2 = (offset ** 2).sum(1)
+    if rule == "largest":
+        return int(np.argmax(area))
+    if rule == "centre":
+        return int(np.argmin(distance2))
+    return int(np.argmax(area - centre_weight * distance2))
+
+
+def pixel_chunks(pixels: Sequence[int], budget: int) -> list[slice]:
+    """Consecutive runs of images holding at most ``budget`` pixels together, each as long as
+    the budget allows; an image larger than the budget is a run of its own."""
+    chunks, start, total = [], 0, 0
+    for i, count in enumerate(pixels):
+        if i > start and total + count > budget:
+            chunks.append(slice(start, i))
+            start, total = i, 0
+        total += count
+    if start < len(pixels):
+        chunks.append(slice(start, len(pixels)))
+    return chunks
 
 
 def detect_table(root: str | Path, kept: pd.DataFrame, detector: Detector,
-                 centre_weight: float = 2.0, chunk: int = 256, workers: int = 2
-                 ) -> pd.DataFrame:
-    """The table from MTCNN: the chosen face per image, the fallback where there is none."""
+                 centre_weight: float = 2.0, rule: str = "centre_weighted",
+                 chunk_pixels: int = 16_000_000, workers: int = 2) -> pd.DataFrame:
+    """The table from MTCNN: the face ``rule`` chooses per image, the fallback where there is
+    none. Images are decoded ``chunk_pixels`` at a time (by the manifest's sizes)."""
     n = len(kept)
     points, boxes = np.full((n, 5, 2), np.nan), np.full((n, 4), np.nan)
     score, faces = np.full(n, np.nan), np.zeros(n, np.int64)
     size = np.zeros((n, 2))                                   # width, height
     files = [Path(root) / p for p in kept["path"]]
+    pixels = (kept["height"] * kept["width"]).to_numpy(np.int64)
     with ThreadPoolExecutor(workers) as pool, tqdm(total=n, desc="mtcnn", mininterval=30) as bar:
-        for start in range(0, n, chunk):
-            images = list(pool.map(read_rgb, files[start:start + chunk]))
+        for chunk in pixel_chunks(pixels, chunk_pixels):
+            images = list(pool.map(read_rgb, files[chunk]))
             for i, (image, found) in enumerate(zip(images, detector.detect(images),
-                                                   strict=True), start):
+                                                   strict=True), chunk.start):
                 size[i] = image.shape[1], image.shape[0]
                 faces[i] = len(found.scores)
-                best = choose_face(found, image.shape[1], image.shape[0], centre_weight)
+                best = choose_face(found, image.shape[1], image.shape[0], centre_weight, rule)
                 if best is not None:
                     points[i], boxes[i] = found.landmarks[best], found.boxes[best]
                     score[i] = found.scores[best]
@@ -167,8 +209,10 @@ def _relative_mean(points: np.ndarray, size: np.ndarray, rows: np.ndarray) -> np
 
 def landmark_table(source: str, root: str | Path, layout: str, manifest: pd.DataFrame,
                    mtcnn: dict | None = None, weights_dir: str | Path | None = None,
-                   device: str = "cpu", workers: int = 2) -> pd.DataFrame:
-    """The landmark table of a part's kept images; ``mtcnn`` is the config's ``align.mtcnn``."""
+                   device: str = "cpu", workers: int = 2, multi_face: str = "centre_weighted"
+                   ) -> pd.DataFrame:
+    """The landmark table of a part's kept images; ``mtcnn`` is the config's ``align.mtcnn``,
+    ``multi_face`` its ``align.multi_face``."""
     kept = manifest[manifest["status"] == "kept"].reset_index(drop=True)
     if source == "dataset":
         return dataset_table(root, layout, kept)
@@ -178,9 +222,12 @@ def landmark_table(source: str, root: str | Path, layout: str, manifest: pd.Data
 
     settings = Settings(min_face=mtcnn["min_face"], factor=mtcnn["factor"],
                         thresholds=tuple(mtcnn["thresholds"]), nms=tuple(mtcnn["nms"]),
-                        batch_size=mtcnn["batch_size"])
+                        batch_size=mtcnn["batch_size"], max_side=mtcnn["max_side"])
     detector = MTCNN(weights_dir, device, settings)
-    return detect_table(root, kept, detector, mtcnn["centre_weight"], workers=workers)
+    # `drop` keeps the default rule's face on record; the align step leaves the image out
+    rule = "centre_weighted" if multi_face == "drop" else multi_face
+    return detect_table(root, kept, detector, mtcnn["centre_weight"], rule,
+                        mtcnn["chunk_pixels"], workers)
 
 
 def save(table: pd.DataFrame, dest: str | Path) -> None:

@@ -16,6 +16,13 @@ The standard three-stage cascade with the authors' weights (:mod:`mtcnn_weights`
 Inputs are RGB uint8, normalised as ``(x - 127.5) / 128``. Images of one size are processed
 as one batch (P-Net levels are stacked; R-Net and O-Net crops of all images share batches).
 
+Large images. An image whose longer side exceeds ``max_side`` is first shrunk to that side
+(OpenCV's area average) and its faces are mapped back to the original pixels: the pyramid's
+memory grows with the image's area (a 4032x3024 photo needs over a gigabyte), while the faces
+a face-recognition photo is taken for are far larger than ``min_face`` times the shrink
+factor (:mod:`facerepro.align.landmarks` gives the default's reasoning). The authors' cascade
+has no such step (``max_side: null``).
+
 Geometry. Inside this module a pixel (row i, column j) covers ``[j, j+1) x [i, i+1)`` ("edge
 coordinates"), so a box is a continuous rectangle and its width is ``x2 - x1``. Results are
 returned in the project's pixel-centre convention (:mod:`facerepro.align.transform`), i.e.
@@ -39,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -60,8 +68,12 @@ class Settings:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     nms: tuple[float, float, float, float] = (0.5, 0.7, 0.7, 0.7)
     batch_size: int = 16          # images per P-Net batch
+    max_side: int | None = None   # longer side images are shrunk to first (None: never)
 
     def __post_init__(self) -> None:
+        if self.max_side is not None and self.max_side < self.min_face:
+            raise ValueError(f"mtcnn max_side must be >= min_face ({self.min_face} px), got "
+                             f"{self.max_side}")
         if not 0 < self.factor < 1:
             raise ValueError(f"mtcnn factor must be in (0, 1), got {self.factor}")
         if self.min_face < CELL:
@@ -155,6 +167,24 @@ def pyramid_scales(height: int, width: int, min_face: float, factor: float) -> l
         scales.append(scale)
         scale *= factor
     return scales
+
+
+def shrink(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The image with its longer side at most ``max_side`` (area average), and the (x, y)
+    factors new size / old size (1, 1 when it is left as it is)."""
+    height, width = image.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image, np.ones(2)
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return small, np.array([size[0] / width, size[1] / height])
+
+
+def to_source(points: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """(..., 2) pixel-centre points (or box edges as point pairs) of a shrunk image in the
+    original's pixels: pixel ``k`` of the shrunk image spans ``[k, k+1) / factor`` there."""
+    return (points + 0.5) / factors - 0.5
 
 
 def area_weights(start: float, length: float, n_out: int, size: int,
@@ -323,6 +353,8 @@ class MTCNN:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"image {i}: expected RGB uint8 (H, W, 3), got "
                                  f"{image.dtype} {image.shape}")
+        shrunk = [shrink(image, self.settings.max_side) for image in images]
+        for i, (image, _) in enumerate(shrunk):
             by_size[image.shape].append(i)
         # One set of arrays per batch, split per image at the end: many small arrays kept
         # between batches would pin the C heap under each batch's large temporaries.
@@ -331,13 +363,16 @@ class MTCNN:
         for members in by_size.values():
             for start in range(0, len(members), step):
                 chunk = np.array(members[start:start + step])
-                batch = torch.from_numpy(np.stack([images[i] for i in chunk])).to(self.device)
+                batch = torch.from_numpy(np.stack([shrunk[i][0] for i in chunk])).to(self.device)
                 image, boxes, scores, points = self._detect_batch(batch)
                 found.append((chunk[image], boxes, scores, points))
         if not found:
             return []
         image, boxes, scores, points = (np.concatenate(column)
                                         for column in zip(*found, strict=True))
+        scale = np.array([factor for _, factor in shrunk])[image][:, None]   # (faces, 1, 2)
+        boxes = to_source(boxes.reshape(-1, 2, 2), scale).reshape(-1, 4)
+        points = to_source(points, scale)
         order = np.argsort(image, kind="stable")            # keeps best first per image
         cuts = np.cumsum(np.bincount(image, minlength=len(images)))[:-1]
         split = [np.split(a[order], cuts) for a in (boxes, scores, points)]

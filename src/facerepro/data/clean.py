@@ -6,7 +6,10 @@ why, as ``reason`` or ``reason:detail``:
 - ``zero_bytes``, ``not_an_image`` (no image format recognised), ``truncated``, ``undecodable``
   (recognised but cannot be decoded, by Pillow or by OpenCV, which the aligner reads with),
   ``too_small`` (shorter side under ``min_side``);
-- ``duplicate_of:<image_id>``: the same bytes as an earlier file (in path order);
+- ``duplicate_of:<image_id>``: the same bytes as an earlier file (in path order), in a training
+  part. An evaluation part (split ``test``) keeps such a copy, so that a pairs file may name
+  it; the ``duplicate_of`` column names the first copy in every part (empty for the others);
+- ``not_in_a_person_folder``: a folder source's image outside any ``<person>/`` folder;
 - ``overlaps_eval:<set>``: the person is also in an evaluation set (names compared after
   :func:`normalise_name`), so no model trains on someone it is tested on;
 - ``too_few_images``: fewer than ``min_images`` kept images of this person remain.
@@ -39,7 +42,7 @@ from facerepro.threads import use_threads
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 MANIFEST_COLUMNS = ["image_id", "identity", "split", "path", "sha256", "height", "width",
-                    "status", "reason", "converted"]
+                    "status", "reason", "converted", "duplicate_of"]
 CELEBA_SPLITS = {0: "train", 1: "val", 2: "test"}
 KEPT, QUARANTINED = "kept", "quarantined"
 
@@ -53,9 +56,14 @@ LAYOUTS = {
     "ytf": "YouTubeFaces/frame_images_DB",
     "facescrub": "facescrub_images",
     "megaface": "megaface_images",
+    "folder": "images",         # a folder source (facerepro.data.folder): <Name>/<file>
+    "folder_ids": "images",     # the same with numbered people: <id>/<file>
 }
+FOLDER_LAYOUTS = {"folder", "folder_ids"}
 # Layouts whose identities are people's names (so they can be matched across datasets).
-NAMED_LAYOUTS = {"lfw", "lfw_funneled", "casia", "ytf", "facescrub"}
+NAMED_LAYOUTS = {"lfw", "lfw_funneled", "casia", "ytf", "facescrub", "folder"}
+# The split of an evaluation part, whose byte-duplicates stay addressable.
+EVALUATION_SPLIT = "test"
 CASIA_NAMES = "CASIA-WebFace/names.txt"
 CIFAR_DIR = "cifar-100-python"
 
@@ -95,11 +103,16 @@ def list_images(root: str | Path, layout: str, split: str) -> pd.DataFrame:
         identity = [ids[f.name] for f in files]
     elif layout == "megaface":
         identity = ["/".join(u.parts[:-1]) or u.stem for u in under]
+    elif layout in FOLDER_LAYOUTS:
+        # "" marks a file outside any person's folder; build_manifest quarantines it
+        identity = [u.parts[0] if len(u.parts) > 1 else "" for u in under]
     else:
         identity = [u.parts[0] for u in under]
     rel = [f.relative_to(root).with_suffix("").as_posix() for f in files]
     if layout == "lfw_funneled":
         rel = ["lfw" + r.removeprefix("lfw_funneled") for r in rel]
+    if layout in FOLDER_LAYOUTS:
+        _refuse_same_ids(root, rel, files)
     if split == "partition":
         part = _read_two_columns(root / "list_eval_partition.txt")
         splits = [CELEBA_SPLITS[int(part[f.name])] for f in files]
@@ -111,6 +124,18 @@ def list_images(root: str | Path, layout: str, split: str) -> pd.DataFrame:
         "split": splits,
         "path": [f.relative_to(root).as_posix() for f in files],
     })
+
+
+def _refuse_same_ids(root: Path, ids: list[str], files: list[Path]) -> None:
+    """An image id is the path without its suffix: ``a.jpg`` and ``a.png`` of one folder would
+    share one; a user's folder may hold both, so it is refused with the fix."""
+    seen: dict[str, Path] = {}
+    for image_id, f in zip(ids, files, strict=True):
+        if image_id in seen:
+            raise ValueError(f"{seen[image_id]} and {f} differ only in their suffix, so both "
+                             f"would be image {image_id!r}: rename one of them (under "
+                             f"{root}, or in your folder and re-run)")
+        seen[image_id] = f
 
 
 def _read_two_columns(path: Path) -> dict[str, str]:
@@ -134,7 +159,7 @@ def identity_names(root: str | Path, layout: str,
     root = Path(root)
     if identities is None:
         identities = list_images(root, layout, "test")["identity"]
-    identities = sorted(set(identities))
+    identities = sorted(set(identities) - {""})     # "": a folder's photo outside any person
     if layout != "casia":
         return {i: i for i in identities}
     names_file = root / CASIA_NAMES
@@ -221,8 +246,9 @@ def _inspect_all(paths: list[Path], min_side: int, workers: int) -> list[tuple]:
 def build_manifest(root: str | Path, layout: str, split: str, min_side: int = 32, *,
                    min_images: int = 1, exclude: Mapping[str, Iterable[str]] | None = None,
                    workers: int = 1) -> pd.DataFrame:
-    """Inspect every image of a part; quarantine broken files, exact duplicates, people of the
-    ``exclude`` sets ({label: names}) and people left with fewer than ``min_images``."""
+    """Inspect every image of a part; quarantine broken files, exact duplicates (of a training
+    part; an evaluation part only marks them), people of the ``exclude`` sets ({label: names})
+    and people left with fewer than ``min_images``."""
     root = Path(root)
     if layout == "cifar100":
         rows = _cifar_rows(root)
@@ -233,11 +259,17 @@ def build_manifest(root: str | Path, layout: str, split: str, min_side: int = 32
             checked, index=rows.index, columns=["sha256", "height", "width", "status",
                                                 "reason", "converted"])
     found = len(rows)
+    if layout in FOLDER_LAYOUTS:
+        _quarantine(rows, (rows["status"] == KEPT) & (rows["identity"] == ""),
+                    "not_in_a_person_folder")
 
     kept = rows["status"] == KEPT
     first = rows[kept].drop_duplicates("sha256").set_index("sha256")["image_id"]
     dup = kept & rows["sha256"].where(kept).duplicated()
-    _quarantine(rows, dup, "duplicate_of:" + rows.loc[dup, "sha256"].map(first))
+    rows["duplicate_of"] = rows["sha256"].where(dup).map(first).fillna("")
+    # A pairs file of an evaluation part may name either copy; a training part trains on one.
+    if split != EVALUATION_SPLIT:
+        _quarantine(rows, dup, "duplicate_of:" + rows.loc[dup, "duplicate_of"])
 
     if exclude:
         # A person matches by name, or by identity (an explicit list may give CASIA folder ids).

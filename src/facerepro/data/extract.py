@@ -78,7 +78,8 @@ def _check_zip(archive: Path, infos: list[zipfile.ZipInfo]) -> None:
                                      f"folder (mode {oct(kind)})")
 
 
-def _extract_one(archive: Path, target: Path) -> None:
+def extract_archive(archive: Path, target: Path) -> None:
+    """Unpack one archive into ``target`` after checking every member (module docstring)."""
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
@@ -107,7 +108,7 @@ def extract(archives: list[Path], copies: list[Path], target: Path, marker: Path
     tmp.mkdir(parents=True)
     try:
         for archive in archives:
-            _extract_one(archive, tmp)
+            extract_archive(archive, tmp)
         for copy in copies:
             shutil.copy2(copy, tmp / copy.name)
     except BaseException:

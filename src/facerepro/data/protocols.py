@@ -7,19 +7,41 @@ identity lists, the YouTube Faces ``splits.txt``), and the splits we make oursel
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 
-def read_pairs(path: str | Path) -> pd.DataFrame:
+def read_pairs(path: str | Path, folds: int = 10) -> pd.DataFrame:
+    """A verification pairs file: LFW's format, or a CSV when the name ends in ``.csv``.
+
+    Returns one row per pair in file order with columns fold, image1, image2 (each image's
+    name within the part's image folder, without suffix: ``Name/Name_0001``; the manifest's
+    image_id less its first folder, :func:`within_folder`) and same. Every fold holds same and
+    different pairs, so that each fold's threshold and VAL are defined.
+
+    LFW format (:func:`_read_lfw_pairs`): image ``n`` of ``Name`` is the file
+    ``Name/Name_<nnnn>`` (LFW's own names). CSV: a header ``path_a,path_b,same[,fold]``, paths
+    relative to the image folder (``Alice/IMG_0001.jpg``), ``same`` 1 / 0 (or true / false);
+    without a ``fold`` column pair ``i`` (0-based, in file order) is in fold ``i mod folds``,
+    which, unlike LFW's folds, are not disjoint in people.
+    """
+    pairs = _read_csv_pairs(path, folds) if str(path).lower().endswith(".csv") \
+        else _read_lfw_pairs(path)
+    lacking = [int(f) for f, same in pairs.groupby("fold")["same"] if same.all() or not same.any()]
+    if lacking:
+        raise ValueError(f"{path}: fold(s) {lacking} hold only same or only different pairs; "
+                         f"every fold needs both (give more pairs, or fewer folds)")
+    return pairs
+
+
+def _read_lfw_pairs(path: str | Path) -> pd.DataFrame:
     """Parse an LFW ``pairs.txt``: header ``folds<TAB>n``, then per fold n same, n different.
 
     The View 1 files (``pairsDevTrain.txt``, ``pairsDevTest.txt``) have the header ``n`` alone:
-    one fold. Returns one row per pair in file order with columns fold, name1, num1, name2,
-    num2, same, and id1, id2 (the manifest image_ids). The fold of a pair is its position in
-    the file, as in the official protocol.
+    one fold. Besides :func:`read_pairs`'s columns: name1, num1, name2, num2. The fold of a pair
+    is its position in the file, as in the official protocol.
     """
     lines = Path(path).read_text().splitlines()
     try:
@@ -36,22 +58,62 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
     for i, fields in enumerate(body):
         fold, within = divmod(i, 2 * per_fold)
         same = within < per_fold
-        if same and len(fields) == 3:
-            rows.append((fold, fields[0], int(fields[1]), fields[0], int(fields[2]), True))
-        elif not same and len(fields) == 4:
-            rows.append((fold, fields[0], int(fields[1]), fields[2], int(fields[3]), False))
-        else:
-            raise ValueError(f"{path}: line {i + 2} {' '.join(fields)!r} is not a "
-                             f"{'same' if same else 'different'}-person pair")
+        try:
+            if same and len(fields) == 3:
+                rows.append((fold, fields[0], int(fields[1]), fields[0], int(fields[2]), True))
+                continue
+            if not same and len(fields) == 4:
+                rows.append((fold, fields[0], int(fields[1]), fields[2], int(fields[3]), False))
+                continue
+        except ValueError:
+            pass
+        raise ValueError(f"{path}: line {i + 2} {' '.join(fields)!r} is not a "
+                         f"{'same' if same else 'different'}-person pair")
     pairs = pd.DataFrame(rows, columns=["fold", "name1", "num1", "name2", "num2", "same"])
-    pairs["id1"] = [lfw_image_id(n, k) for n, k in zip(pairs.name1, pairs.num1, strict=True)]
-    pairs["id2"] = [lfw_image_id(n, k) for n, k in zip(pairs.name2, pairs.num2, strict=True)]
+    pairs["image1"] = [lfw_image_name(n, k) for n, k in zip(pairs.name1, pairs.num1, strict=True)]
+    pairs["image2"] = [lfw_image_name(n, k) for n, k in zip(pairs.name2, pairs.num2, strict=True)]
     return pairs
 
 
-def lfw_image_id(name: str, num: int) -> str:
-    """The manifest image_id of LFW image ``num`` (1-based) of person ``name``."""
-    return f"lfw/{name}/{name}_{num:04d}"
+def lfw_image_name(name: str, num: int) -> str:
+    """The name within the image folder of LFW image ``num`` (1-based) of person ``name``."""
+    return f"{name}/{name}_{num:04d}"
+
+
+PAIRS_CSV_COLUMNS = ("path_a", "path_b", "same")
+_TRUTH = {"1": True, "0": False, "true": True, "false": False}
+
+
+def _read_csv_pairs(path: str | Path, folds: int) -> pd.DataFrame:
+    table = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
+    table.columns = [c.strip().lower() for c in table.columns]
+    if any(c not in table.columns for c in PAIRS_CSV_COLUMNS):
+        raise ValueError(f"{path}: the first line must be the header path_a,path_b,same[,fold]; "
+                         f"it is {','.join(table.columns)!r}")
+    same = table["same"].str.strip().str.lower().map(_TRUTH)
+    images = {}
+    for column in ("path_a", "path_b"):
+        names = []
+        for line, value in enumerate(table[column].str.strip(), start=2):
+            name = PurePosixPath(value)
+            if not value or name.is_absolute() or ".." in name.parts or len(name.parts) < 2:
+                raise ValueError(f"{path}: line {line}: {column} {value!r} must be an image path "
+                                 f"inside the folder, '<person>/<file>' (e.g. Alice/IMG_1.jpg)")
+            names.append(name.with_suffix("").as_posix())
+        images[column] = names
+    if same.isna().any():
+        line = int(same.isna().to_numpy().argmax()) + 2
+        raise ValueError(f"{path}: line {line}: same must be 1 or 0 (or true / false), not "
+                         f"{table['same'].iloc[line - 2]!r}")
+    if "fold" in table.columns:
+        try:
+            fold = table["fold"].astype(int).to_numpy()
+        except ValueError as exc:
+            raise ValueError(f"{path}: the fold column must hold integers") from exc
+    else:
+        fold = np.arange(len(table)) % folds
+    return pd.DataFrame({"fold": fold, "image1": images["path_a"], "image2": images["path_b"],
+                         "same": same.astype(bool).to_numpy()})
 
 
 CELEBA_PARTITIONS = {0: "train", 1: "val", 2: "test"}
@@ -150,6 +212,22 @@ def read_ytf_splits(path: str | Path) -> pd.DataFrame:
     })
 
 
+def video_frames(image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(video, frame number) of each YouTube Faces frame id: ``.../<Person>/<video>/<name>``
+    is video ``<Person>/<video>``, and the frame number is what follows the name's last dot
+    (YTF's ``0.555``: frame 555 of video 0), so frames sort in recording order."""
+    parts = [str(i).split("/") for i in np.asarray(image_ids)]
+    numbers = [p[-1].rpartition(".")[2] for p in parts]
+    bad = next((i for i, (p, n) in enumerate(zip(parts, numbers, strict=True))
+                if len(p) < 3 or not n.isdigit()), None)
+    if bad is not None:
+        raise ValueError(f"frame {'/'.join(parts[bad])!r} is not '.../<Person>/<video>/"
+                         f"<name>.<frame number>' as YTF's "
+                         f"'frame_images_DB/Aaron_Eckhart/0/0.555.jpg' is")
+    frame = np.array([int(n) for n in numbers])
+    return np.array(["/".join(p[-3:-1]) for p in parts]), frame
+
+
 HOLDOUT = "holdout"
 
 
@@ -184,9 +262,9 @@ def _file_keys(names: pd.Series) -> list[str]:
     return [str(Path(name).with_suffix("")) for name in names]
 
 
-def _within_folder(image_ids: np.ndarray) -> np.ndarray:
+def within_folder(image_ids: np.ndarray) -> np.ndarray:
     """Image ids without their image folder (``lfw/Name/Name_0001`` -> ``Name/Name_0001``):
-    the names the dataset's own files use."""
+    the names the dataset's own files use (pairs, attributes, partitions)."""
     return np.array([i.partition("/")[2] for i in np.asarray(image_ids).astype(str)])
 
 
@@ -198,7 +276,7 @@ def attributes_of(image_ids: np.ndarray, path: str | Path) -> tuple[pd.DataFrame
     """
     table = read_celeba_attributes(path)
     table.index = _file_keys(table.pop("image"))
-    within = _within_folder(image_ids)
+    within = within_folder(image_ids)
     rows = np.isin(within, table.index)
     if not rows.any():
         raise ValueError(f"{path} lists none of the {len(image_ids)} images, e.g. "
@@ -211,7 +289,7 @@ def splits_of(image_ids: np.ndarray, path: str | Path) -> np.ndarray:
     ``list_eval_partition.txt``; ids are matched to file names as :func:`attributes_of` does."""
     table = read_celeba_partition(path)
     split = dict(zip(_file_keys(table["image"]), table["split"], strict=True))
-    within = _within_folder(image_ids)
+    within = within_folder(image_ids)
     missing = [i for i in within if i not in split]
     if missing:
         raise ValueError(f"{path} gives no partition for {len(missing)} images, e.g. "

@@ -13,6 +13,11 @@ with a note, and the user pins the sha256 of their own copy in the config
 
 Files without a public download (licence by request) are placed by hand at
 :func:`manual_path`; the fetch rule verifies them from there like any download.
+
+A ``folder`` source is the user's own faces: a local directory or archive
+(:mod:`facerepro.data.folder` copies it into the part's extraction folder), one part
+``faces``, whose spec is built from the config entry (:func:`folder_spec`). It is never
+fetched.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".zip")
 
 # Layouts the cleaning code can list (facerepro.data.clean.LAYOUTS holds their image folders):
-# lfw, lfw_funneled, casia, celeba, ytf, facescrub, megaface, cifar100.
+# lfw, lfw_funneled, casia, celeba, ytf, facescrub, megaface, cifar100, and a folder source's
+# folder (<Name>/<file>) or folder_ids (<id>/<file>).
 SPLITS = ("train", "test", "partition", "per_file")
 
 
@@ -56,6 +62,9 @@ class PartSpec:
     # Parts of the same source whose identities are removed from this (training) part, so a
     # model never trains on a person it is evaluated on (SynthFaces: casia vs lfw).
     overlap_with: tuple[str, ...] = ()
+    # The pairs file a verification protocol reads by default (LFW format, or CSV when it
+    # ends in .csv: facerepro.data.protocols.read_pairs); None: the part has no pairs.
+    pairs: str | None = None
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -80,7 +89,7 @@ SYNTHFACES = SourceSpec(
     parts={
         "lfw": PartSpec("lfw", "lfw",
                         ("lfw.tgz", "pairs.txt", "lfw_landmarks.txt", "lfw_attributes.txt"),
-                        split="test"),
+                        split="test", pairs="pairs.txt"),
         "casia": PartSpec("casia", "casia", ("CASIA-WebFace.zip",), split="train",
                           overlap_with=("lfw",)),
         "celeba": PartSpec("celeba", "celeba",
@@ -88,6 +97,12 @@ SYNTHFACES = SourceSpec(
                             "list_landmarks_align_celeba.txt", "list_eval_partition.txt",
                             "identity_CelebA.txt"),
                            split="partition"),
+        "ytf": PartSpec("ytf", "ytf", ("YouTubeFaces.tar.gz", "splits.txt"), split="test"),
+        # MegaFace challenge 1's two parts, in its layouts (the MEGAFACE kind's part names).
+        "facescrub": PartSpec("facescrub", "facescrub", ("facescrub_images.tar.gz",),
+                              split="test"),
+        "distractors": PartSpec("distractors", "megaface", ("megaface_images.tar.gz",),
+                                split="test"),
     },
     licence="Generated here (facerepro.data.synth); no third-party content.",
 )
@@ -100,9 +115,10 @@ _LFW_PAIRS = ("pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt")
 LFW = SourceSpec(
     kind="lfw",
     parts={
-        "lfw": PartSpec("lfw", "lfw", ("lfw.tgz", *_LFW_PAIRS), split="test"),
+        "lfw": PartSpec("lfw", "lfw", ("lfw.tgz", *_LFW_PAIRS), split="test",
+                        pairs="pairs.txt"),
         "funneled": PartSpec("funneled", "lfw_funneled", ("lfw-funneled.tgz", *_LFW_PAIRS),
-                             split="test"),
+                             split="test", pairs="pairs.txt"),
     },
     files={
         "lfw.tgz": FileSpec(
@@ -228,12 +244,43 @@ CIFAR100 = SourceSpec(
 SOURCES: dict[str, SourceSpec] = {
     s.kind: s for s in (SYNTHFACES, LFW, CELEBA, CASIA_WEBFACE, YTF, MEGAFACE, CIFAR100)}
 
+FOLDER = "folder"
+FOLDER_PART = "faces"
+# A folder source's optional files: config key -> the name of its copy in the part's
+# extraction folder, where the protocols and the landmark reader look for it.
+FOLDER_FILES = {"pairs": "pairs.txt", "landmarks": "landmarks.txt",
+                "attributes": "attributes.txt"}
+FOLDER_LAYOUT = {"lfw": "folder", "casia": "folder_ids"}     # config `layout` -> layout
+
+
+def folder_files(source_config: dict) -> dict[str, str]:
+    """{name in the extraction folder: configured path} of a folder source's optional files
+    (a CSV pairs file keeps its ``.csv``, which selects its reader)."""
+    files = {}
+    for key, name in FOLDER_FILES.items():
+        given = source_config.get(key)
+        if given:
+            csv = key == "pairs" and given.lower().endswith(".csv")
+            files["pairs.csv" if csv else name] = given
+    return files
+
+
+def folder_spec(source_config: dict) -> SourceSpec:
+    """The spec of a ``kind: folder`` entry: one part, ``faces``, laid out as configured."""
+    files = tuple(folder_files(source_config))
+    pairs = next((f for f in files if f.startswith("pairs.")), None)
+    part = PartSpec(FOLDER_PART, FOLDER_LAYOUT[source_config["layout"]], files,
+                    split=source_config["split"], pairs=pairs)
+    return SourceSpec(kind=FOLDER, parts={FOLDER_PART: part})
+
 
 def source_spec(source_config: dict) -> SourceSpec:
     """The spec of a ``datasets:`` entry's kind."""
     kind = source_config["kind"]
+    if kind == FOLDER:
+        return folder_spec(source_config)
     if kind not in SOURCES:
-        raise KeyError(f"unknown dataset kind {kind!r}; known: {sorted(SOURCES)}")
+        raise KeyError(f"unknown dataset kind {kind!r}; known: {sorted(SOURCES)} and {FOLDER}")
     return SOURCES[kind]
 
 
@@ -309,13 +356,8 @@ def file_source(source: str, source_config: dict, name: str,
             raise KeyError(f"{sums} lists no checksum for {name}; delete the mirror and re-run")
         return FileSource(url, expected[name], None, None, None, "generated SynthFaces mirror")
     file = spec.files[name]
+    check_pins(source, source_config)
     pinned = source_config.get("checksums", {}).get(name)
-    if pinned is not None and not SHA256_RE.match(pinned):
-        raise ValueError(f"datasets.{source}.checksums.{name} = {pinned!r} is not a lower-case "
-                         f"hex sha256 (64 characters)")
-    if pinned and file.sha256 and pinned != file.sha256:
-        raise ValueError(f"datasets.{source}.checksums.{name} = {pinned} contradicts the "
-                         f"published sha256 {file.sha256} ({file.note}); remove the pin")
     note = f"{file.note}."
     if not (file.sha256 or file.md5 or pinned):
         note += f" To pin: datasets.{source}.checksums: {{{name}: <sha256>}}."
@@ -323,6 +365,33 @@ def file_source(source: str, source_config: dict, name: str,
         note += f" Licence: {spec.licence}"
     return FileSource(file.url, file.sha256 or pinned, file.md5, file.size,
                       manual_path(source, name), note)
+
+
+def check_pins(source: str, source_config: dict) -> None:
+    """Refuse ``datasets.<source>.checksums`` pins that name no file of the source, are not a
+    sha256, or contradict the sha256 the registry publishes; each error names the fix."""
+    pins = source_config.get("checksums", {})
+    if not pins:
+        return
+    spec = source_spec(source_config)
+    if spec.mirrored or spec.kind == FOLDER:
+        raise ValueError(f"datasets.{source}.checksums: a {spec.kind} source is checked by "
+                         f"its own sha256 list, not by pins; remove datasets.{source}.checksums")
+    names = source_files(source_config)
+    for name, pinned in pins.items():
+        if name not in names:
+            raise ValueError(f"datasets.{source}.checksums names {name!r}, which is not a file "
+                             f"of dataset kind {spec.kind!r} (its files: {names}); remove or "
+                             f"rename the pin")
+        if not SHA256_RE.match(str(pinned)):
+            raise ValueError(f"datasets.{source}.checksums.{name} = {pinned!r} is not a "
+                             f"lower-case hex sha256 (64 characters)")
+        published = spec.files[name].sha256
+        if published and pinned != published:
+            raise ValueError(f"datasets.{source}.checksums.{name} = {pinned} contradicts the "
+                             f"published sha256 {published} ({spec.files[name].note}); remove "
+                             f"the pin. A file of your own is a folder source (kind: folder), "
+                             f"not a copy of {spec.kind}")
 
 
 @dataclass(frozen=True)

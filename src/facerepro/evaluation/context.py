@@ -20,7 +20,7 @@ import pandas as pd
 
 from facerepro import features
 from facerepro.data.download import sha256_of
-from facerepro.data.protocols import read_pairs
+from facerepro.data.protocols import read_pairs, read_ytf_splits, within_folder
 from facerepro.evaluation.analysis import binarize
 from facerepro.evaluation.verification import SCORERS, Scorer
 from facerepro.registries import Registry
@@ -45,10 +45,13 @@ class ProtocolContext:
     """One run evaluated on one configured protocol.
 
     ``features_paths`` are the features views of
-    :func:`facerepro.views.protocol_views` of the protocol, in order; ``run_config`` the run's
+    :func:`facerepro.views.protocol_views` of the protocol, in order (``megaface``: then its
+    distractors' view); ``run_config`` the run's
     config entry; ``jb_train_path`` the held-out features Joint Bayesian learns from;
     ``train_path`` and ``train_root`` the training faces' features and dataset of a look-up
-    table; ``provenance`` the metrics file's record of what was read.
+    table; ``provenance`` the metrics file's record of what was read; ``dropped`` the image ids
+    of the protocol's dataset that the face policy left unaligned
+    (:mod:`facerepro.align.face_policy`), which no features file holds.
     """
 
     protocol: dict
@@ -59,6 +62,7 @@ class ProtocolContext:
     train_path: str | Path | None = None
     train_root: str | Path | None = None
     provenance: dict = field(default_factory=dict)
+    dropped: frozenset[str] = frozenset()
 
     @property
     def features_path(self) -> str | Path:
@@ -71,10 +75,23 @@ class ProtocolContext:
         return self.run_config["net_options"].get("bits", 1)
 
     def pairs(self) -> pd.DataFrame:
-        """The dataset's pairs file named by the protocol, recorded in the provenance."""
+        """The dataset's pairs file named by the protocol, recorded in the provenance, less the
+        pairs that name a dropped image, whose number the provenance records as
+        ``pairs_dropped``: a face the policy dropped has no features to score."""
         pairs_file = Path(self.dataset_root) / self.protocol["pairs_file"]
         self.provenance.update(pairs_file=str(pairs_file), pairs_sha256=sha256_of(pairs_file))
-        return read_pairs(pairs_file)
+        pairs = read_pairs(pairs_file)
+        dropped = within_folder(np.array(sorted(self.dropped), dtype=str))
+        gone = pairs["image1"].isin(dropped) | pairs["image2"].isin(dropped)
+        self.provenance["pairs_dropped"] = int(gone.sum())
+        return pairs[~gone].reset_index(drop=True)
+
+    def video_pairs(self) -> pd.DataFrame:
+        """The dataset's YouTube Faces splits file named by the protocol, recorded in the
+        provenance."""
+        pairs_file = Path(self.dataset_root) / self.protocol["pairs_file"]
+        self.provenance.update(pairs_file=str(pairs_file), pairs_sha256=sha256_of(pairs_file))
+        return read_ytf_splits(pairs_file)
 
     def scorer(self, name: str, layer: str | None) -> Scorer:
         """The pair scorer ``name``; a Joint Bayesian one is fitted on ``jb_train_path``'s

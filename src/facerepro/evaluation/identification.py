@@ -45,7 +45,12 @@ identity, the gallery is g plus all distractors; the pair is a rank-1 hit iff
 per probe serves every pair. Verification: genuine scores are all unordered same-identity
 probe pairs, impostor scores all probe x distractor pairs (``n = P D``); TAR at FAR ``f`` uses
 the threshold rule above, which needs only the ``k + 1`` largest impostor scores: an exact
-top-``min(D, k + 1)`` search per probe, merged over batches of probes.
+top-``min(D, k + 1)`` search per probe, merged over batches of probes. FAR ``f`` is resolved
+when it allows a false accept (``f n >= 1``); the smallest FAR the pairs resolve is ``1 / n``
+(one false accept), at which TAR is always reported too. The challenge's curve, rank-1 against
+the number of distractors, scores the same pairs against the first ``d`` distractors for each
+``d`` of the curve (nested sets: the caller orders the distractors), one exact top-1 search of
+``d`` distractors per probe each.
 """
 
 from __future__ import annotations
@@ -205,7 +210,12 @@ def _threshold_at_far(top: np.ndarray, n: int, far: float) -> tuple[np.float64, 
     a numpy float64 so that comparing float32 scores with it happens in float64, where it lies
     strictly above the score it was made from (as a Python float it would be cast to float32).
     """
-    k = _allowed_false_accepts(far, n)
+    return _threshold_above(top, _allowed_false_accepts(far, n))
+
+
+def _threshold_above(top: np.ndarray, k: int) -> tuple[np.float64, int]:
+    """(threshold, false accepts) accepting at most ``k`` of the impostor scores ``top``
+    (descending, at least ``k + 1`` of them): the smallest float64 above ``top[k]``."""
     return np.nextafter(np.float64(top[k]), np.inf), int(np.count_nonzero(top[:k] > top[k]))
 
 
@@ -279,10 +289,38 @@ def _same_identity_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[first], order[second]
 
 
+def distractor_counts(n: int) -> list[int]:
+    """The points of MegaFace's distractor curve up to ``n``: 10, 100, ... below ``n``, then
+    ``n`` itself (the challenge's 10^1 .. 10^6)."""
+    if n < 1:
+        raise ValueError(f"MegaFace identification needs distractors, got {n}")
+    counts = [10 ** k for k in range(1, len(str(n))) if 10 ** k < n]
+    return [*counts, n]
+
+
+def _best_distractor(probes: np.ndarray, distractors: np.ndarray,
+                     batch_size: int) -> np.ndarray:
+    """Each probe's highest inner product with ``distractors`` (exact faiss search)."""
+    import faiss
+
+    top1 = np.empty(len(probes), np.float32)
+    for start in range(0, len(probes), batch_size):
+        scores, _ = faiss.knn(probes[start:start + batch_size], distractors, 1,
+                              metric=faiss.METRIC_INNER_PRODUCT)
+        top1[start:start + batch_size] = scores[:, 0]
+    return top1
+
+
 def megaface_identification(probe_features: np.ndarray, probe_ids: np.ndarray,
                             distractor_features: np.ndarray, fars: Sequence[float] = (1e-6,),
-                            batch_size: int = 256) -> dict:
+                            counts: Sequence[int] = (), batch_size: int = 256) -> dict:
     """MegaFace challenge 1 rank-1 and verification TAR at each FAR (module docstring).
+
+    ``counts`` are the points of the rank-1 curve, each against the first ``d`` distractors
+    (the full set is always scored). Besides the summaries the result holds each probe pair
+    (rows into the probes): ``pairs`` (unordered same-identity pairs, the genuine scores'
+    order), ``rank1_hits`` (0/1 per ordered pair: each unordered pair as (first, second), then
+    all as (second, first)) and ``accepted`` per verification row (0/1 per unordered pair).
 
     The distractors are searched exactly (faiss brute-force inner product) ``batch_size``
     probes at a time; memory beyond one float32 unit-row copy of the distractors is about
@@ -293,8 +331,13 @@ def megaface_identification(probe_features: np.ndarray, probe_ids: np.ndarray,
     probes = _unit_float32(probe_features)
     distractors = _unit_float32(distractor_features)
     n_probes, n_distractors = len(probes), len(distractors)
+    bad = [d for d in counts if not 1 <= d <= n_distractors]
+    if bad:
+        raise ValueError(f"distractor counts {bad} are outside 1..{n_distractors}, the number "
+                         f"of distractors")
     n_impostor = n_probes * n_distractors
-    keep = max(_allowed_false_accepts(far, n_impostor) for far in fars) + 1
+    # At least two: the smallest resolved FAR allows one false accept.
+    keep = max([1, *(_allowed_false_accepts(far, n_impostor) for far in fars)]) + 1
     depth = min(n_distractors, keep)
     top1 = np.empty(n_probes, np.float32)
     top = np.empty(0, np.float32)
@@ -311,17 +354,29 @@ def megaface_identification(probe_features: np.ndarray, probe_ids: np.ndarray,
     if not len(first):
         raise ValueError("MegaFace identification needs probe identities with >= 2 images")
     genuine = np.einsum("ij,ij->i", probes[first], probes[second])
-    # Each unordered pair is two ordered (probe, target) pairs, one per direction.
-    hits = np.count_nonzero(genuine > top1[first]) + np.count_nonzero(genuine > top1[second])
-    verification = []
-    for far in fars:
-        threshold, accepted = _threshold_at_far(top, n_impostor, far)
-        verification.append({"far": float(far),
-                             "tar": float(np.mean(genuine >= threshold)),
-                             "threshold": float(threshold),
-                             "realised_far": accepted / n_impostor,
-                             "far_resolution": 1 / n_impostor})
-    return {"rank1": float(hits / (2 * len(genuine))), "rank1_pairs": 2 * len(genuine),
+
+    def hits(best: np.ndarray) -> np.ndarray:
+        # Each unordered pair is two ordered (probe, target) pairs, one per direction.
+        return np.concatenate([genuine > best[first], genuine > best[second]])
+
+    rank1_hits = hits(top1)
+    curve = [float(np.mean(rank1_hits if d == n_distractors else
+                           hits(_best_distractor(probes, distractors[:d], batch_size))))
+             for d in counts]
+
+    def row(far: float, k: int) -> dict:
+        threshold, accepted = _threshold_above(top, k)
+        accepts = genuine >= threshold
+        return {"far": float(far), "tar": float(np.mean(accepts)), "accepted": accepts,
+                "threshold": float(threshold), "realised_far": accepted / n_impostor,
+                "far_resolution": 1 / n_impostor, "resolved": k >= 1}
+
+    verification = [row(far, _allowed_false_accepts(far, n_impostor)) for far in fars]
+    smallest = row(1 / n_impostor, 1) if len(top) > 1 else None
+    return {"rank1": float(np.mean(rank1_hits)), "rank1_pairs": 2 * len(genuine),
+            "rank1_hits": rank1_hits, "pairs": (first, second),
+            "curve": {"distractors": list(counts), "rank1": curve},
             "genuine_pairs": len(genuine), "impostor_pairs": n_impostor,
             "probes": n_probes, "probe_identities": len(np.unique(probe_ids)),
-            "distractors": n_distractors, "verification": verification}
+            "distractors": n_distractors, "verification": verification,
+            "smallest_far": smallest}

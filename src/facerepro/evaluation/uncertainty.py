@@ -12,8 +12,16 @@ the reported value, :func:`facerepro.evaluation.metrics.items`). From them:
   smaller share of resampled differences on either side of zero).
 
 Bootstraps draw :data:`RESAMPLES` resamples from a fixed seed, so a rerun gives the same
-intervals. The resampled unit is the test item: the variance of training (another seed, another
-draw of training data) is not in these intervals.
+intervals. For a run trained once the resampled unit is the test item: the variance of
+training is not in these intervals. A run trained with several seeds (the config's ``seeds``)
+has per-item values per seed, and its numbers go through a two-level bootstrap
+(:func:`seeded_interval`, :func:`seeded_difference`; Davison & Hinkley 1997, Sec. 3.8): each
+resample draws seeds with replacement for every run, then test items with replacement, the same
+items for every run and seed, since all were scored on the same test set. The spread of the
+resampled statistic then holds both the seeds' and the test items' variance. Drawing seeds with
+replacement shrinks the seed variance by ``(k - 1) / k`` for ``k`` seeds (the plug-in variance),
+so three seeds give intervals somewhat too narrow on the seed side; the report says how many
+seeds each number has.
 """
 
 from __future__ import annotations
@@ -91,9 +99,13 @@ def paired_difference(a: Sequence[float], b: Sequence[float],
     low, high, means = _bootstrap(d, level)
     if np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all():
         return PairedDifference(float(d.mean()), low, high, mcnemar_exact(a, b), "McNemar")
-    # twice the smaller share of resampled differences on either side of zero (1 at no change)
-    p = min(1.0, 2 * min(np.mean(means <= 0), np.mean(means >= 0)))
-    return PairedDifference(float(d.mean()), low, high, float(p), "bootstrap")
+    return PairedDifference(float(d.mean()), low, high, _two_sided_p(means), "bootstrap")
+
+
+def _two_sided_p(stats: np.ndarray) -> float:
+    """Twice the smaller share of resampled differences on either side of zero (1 when no
+    resample moves)."""
+    return float(min(1.0, 2 * min(np.mean(stats <= 0), np.mean(stats >= 0))))
 
 
 def align(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray] | None:
@@ -103,3 +115,46 @@ def align(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray] | None:
     where = {item: i for i, item in enumerate(b["ids"])}
     order = [where[item] for item in a["ids"]]
     return np.asarray(a["values"], float), np.asarray(b["values"], float)[order]
+
+
+def _two_level(runs: Sequence[np.ndarray], signs: Sequence[float]) -> np.ndarray:
+    """Resampled ``sum_j sign_j * mean over seeds of run j of mean over items`` (module
+    docstring): ``runs[j]`` is a (seeds, items) array, every run scored on the same items."""
+    rng = np.random.default_rng(SEED)
+    n = runs[0].shape[1]
+    stats = []
+    for start in range(0, RESAMPLES, 250):
+        size = min(250, RESAMPLES - start)
+        # item resampling as counts: run @ counts.T is every seed's resampled item mean at once
+        weights = rng.multinomial(n, np.full(n, 1 / n), size=size) / n
+        total = np.zeros(size)
+        for values, sign in zip(runs, signs, strict=True):
+            means = values @ weights.T                       # (seeds, resamples)
+            seeds = rng.integers(len(values), size=(size, len(values)))
+            total += sign * means[seeds, np.arange(size)[:, None]].mean(axis=1)
+        stats.append(total)
+    return np.concatenate(stats)
+
+
+def _percentile(stats: np.ndarray, level: float) -> tuple[float, float]:
+    low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def seeded_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Two-level bootstrap interval of the mean of a run's (seeds, items) values."""
+    return _percentile(_two_level([np.asarray(values, float)], [1.0]), level)
+
+
+def seeded_difference(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> PairedDifference:
+    """Compare two runs' (seeds, items) values on the same items (same order) by the two-level
+    bootstrap: the difference of their seed-and-item means, its percentile interval and a
+    two-sided p-value (twice the smaller share of resampled differences on either side of
+    zero)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"seeded values need the same items: {a.shape} vs {b.shape}")
+    stats = _two_level([a, b], [1.0, -1.0])
+    low, high = _percentile(stats, level)
+    return PairedDifference(float(a.mean() - b.mean()), low, high, _two_sided_p(stats),
+                            "seed+item bootstrap")

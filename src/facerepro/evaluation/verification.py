@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from facerepro.data.protocols import within_folder
 from facerepro.evaluation import metrics
 from facerepro.evaluation.analysis import binarize
 from facerepro.registries import Registry
@@ -173,19 +174,34 @@ def k_fold(scores: np.ndarray, same: np.ndarray, folds: np.ndarray,
             "items": items}
 
 
+class MissingPairImages(KeyError):
+    """Images named by a pairs file have no features; ``names`` lists them."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        super().__init__(f"{len(names)} images named by the pairs have no features, e.g. "
+                         f"{names[:3]}: not in the dataset's folder, quarantined or not aligned "
+                         f"(the manifest says which and why); correct the pairs file or the "
+                         f"images")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 def pair_rows(image_ids: np.ndarray, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows of the pairs' two images (columns id1, id2); a clear error when missing."""
-    row = pd.Series(np.arange(len(image_ids)), index=image_ids)
-    missing = sorted(set(pairs["id1"]).union(pairs["id2"]) - set(row.index))
+    """Feature rows of the pairs' two images (columns image1, image2: names within the image
+    folder, :func:`facerepro.data.protocols.within_folder`); :class:`MissingPairImages` when
+    some have none."""
+    row = pd.Series(np.arange(len(image_ids)), index=within_folder(image_ids))
+    missing = sorted(set(pairs["image1"]).union(pairs["image2"]) - set(row.index))
     if missing:
-        raise KeyError(f"{len(missing)} images of the pairs have no features (quarantined or "
-                       f"not aligned?), e.g. {missing[:3]}; check the manifest")
-    return row[pairs["id1"]].to_numpy(), row[pairs["id2"]].to_numpy()
+        raise MissingPairImages(missing)
+    return row[pairs["image1"]].to_numpy(), row[pairs["image2"]].to_numpy()
 
 
 def verify_pairs(features: np.ndarray, image_ids: np.ndarray, pairs: pd.DataFrame,
                  scorer: Scorer = cosine, fars: Sequence[float] = (1e-3, 1e-2)) -> dict:
-    """Score the pairs (columns id1, id2, same, fold) and run :func:`k_fold` on them."""
+    """Score the pairs (columns image1, image2, same, fold) and run :func:`k_fold` on them."""
     i, j = pair_rows(image_ids, pairs)
     return k_fold(scorer(features[i], features[j]), pairs["same"].to_numpy(),
                   pairs["fold"].to_numpy(), fars)

@@ -95,6 +95,14 @@ def cmc_png(curves: Curves, title: str, colors: Mapping[str, Color] | None = Non
                      ylim=(0, 1.01), markers=True, colors=colors)
 
 
+def distractors_png(curves: Curves, title: str,
+                    colors: Mapping[str, Color] | None = None) -> bytes:
+    """MegaFace challenge 1: rank-1 identification against the number of distractors (log
+    axis), a line per run."""
+    return lines_png(curves, title, "distractors", "rank-1 identification rate", xscale="log",
+                     ylim=(0, 1.01), markers=True, colors=colors)
+
+
 def imbalance_order(table: pd.DataFrame) -> pd.DataFrame:
     """One row per attribute (columns attribute, imbalance), most balanced first, ties by
     name."""

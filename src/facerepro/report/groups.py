@@ -11,6 +11,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from facerepro.config import base_run
 from facerepro.report.tables import load_references
 
 # Figure groups beside the papers' keys: a figure of runs and protocols that several papers'
@@ -52,9 +53,10 @@ def default_references() -> tuple[dict, ...]:
 
 
 def category(run: str, protocol: str) -> str:
-    """The `snakemake --report` category of one metrics file: the paper whose tables read it."""
+    """The `snakemake --report` category of one metrics file: the paper whose tables read it
+    (a replicate's are its run's)."""
     references = default_references()
-    return group_title(group_of([(run, protocol)], readers(references)), references)
+    return group_title(group_of([(base_run(run), protocol)], readers(references)), references)
 
 
 def group_title(group: str, references: Iterable[dict] | None = None) -> str:

@@ -17,15 +17,25 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from facerepro.align import face_policy
 from facerepro.align.transform import get_template
 from facerepro.atomic import atomic_path
-from facerepro.config import FITTED_METHODS, applicable_properties, digest, load_schema
+from facerepro.config import (
+    FITTED_METHODS,
+    applicable_properties,
+    base_run,
+    digest,
+    evaluations,
+    load_schema,
+    seed_groups,
+)
 from facerepro.evaluation.metrics import read as read_metrics
 from facerepro.report import provenance
 from facerepro.report.figures import (
     Color,
     attributes_png,
     cmc_png,
+    distractors_png,
     lines_png,
     roc_png,
     run_colors,
@@ -36,7 +46,7 @@ from facerepro.report.tables import PAPERS, claim_summary, paper_tables
 TEMPLATES = Path(__file__).parent / "templates"
 # Settings that change what is measured or logged, or only the speed: never a deviation.
 REPORTING_ONLY = {"eval_every", "log_every", "checkpoint_every", "scorers", "fars", "gpus",
-                  "amp", "compile", "channels_last", "feature_layers"}
+                  "precision", "compile", "channels_last", "feature_layers", "seed", "seeds"}
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,8 @@ def dataset_summary(manifests: Mapping[str, str]) -> list[dict]:
 
 def landmark_sources(indexes: Mapping[str, str]) -> tuple[list[str], list[dict]]:
     """(every landmark source seen, one row per aligned shard): how many faces took their five
-    points from each source (the dataset's annotation, MTCNN), how many fell back to the
-    documented fixed crop, and the lowest detector score."""
+    points from each source (the dataset's annotation, MTCNN), how many were aligned from the
+    part's mean face position (no face found), and the lowest detector score."""
     sources: set[str] = set()
     rows = []
     for shard, path in indexes.items():
@@ -97,6 +107,21 @@ def landmark_sources(indexes: Mapping[str, str]) -> tuple[list[str], list[dict]]
                      "min_score": None if index["score"].isna().all()
                      else float(index["score"].min())})
     return sorted(sources), rows
+
+
+def face_policy_rows(faces: Mapping[str, str], faces_qa: Mapping[str, str]) -> list[dict]:
+    """One row per part from its face policy summary (:mod:`facerepro.align.face_policy`):
+    landmark sources, images, fallbacks, multi-face choices, drops by reason, and its QA grid
+    (a data URI) where the policy touched any image."""
+    rows = []
+    for dataset, path in faces.items():
+        summary = face_policy.read(path)
+        rows.append({"dataset": dataset, "landmarks": ", ".join(summary["landmarks"]),
+                     "images": summary["images"], **summary["counts"],
+                     "dropped_by_reason": summary["dropped_by_reason"],
+                     "qa": _data_uri(Path(faces_qa[dataset]).read_bytes())
+                     if face_policy.touched(summary) else None})
+    return rows
 
 
 def _changed(values: dict, props: dict, prefix: str = "") -> list[str]:
@@ -131,10 +156,18 @@ def code_deviations(config: dict) -> list[str]:
     the runs and protocols of ``config`` it concerns (none: no line). A difference a config
     key controls is a setting instead, reported by :func:`deviations` from its schema
     default; these have no key, or follow from several."""
-    runs, lines = config["runs"], []
+    runs = {run: spec for run, spec in config["runs"].items() if base_run(run) == run}
+    lines: list[str] = []
     lines += _listed((r for r, s in runs.items() if s["net"] in _DEEPID_NETS),
                      "conv3 and conv4 are ordinary convolutions (DeepID2, the base of DeepID2+ "
                      "and of CLMLE's attribute net: locally connected)")
+    # precision's default (auto) is per device, not the papers' value: bf16 is listed here
+    # (auto is bf16 on CUDA; under `device: auto` the device is the training machine's)
+    lines += _listed((r for r, s in runs.items() if s["method"] not in FITTED_METHODS
+                      and (s["precision"] == "bf16"
+                           or (s["precision"] == "auto" and config["device"] == "cuda"))),
+                     "trained in bf16 autocast where the device has native bf16 (the papers: "
+                     "fp32)")
     for run, spec in runs.items():
         inputs = _FACENET_INPUTS.get(spec["net"])
         if inputs is None:
@@ -171,6 +204,34 @@ def code_deviations(config: dict) -> list[str]:
                      "the retrieval depth is chosen on partition 1 of the partition file "
                      "(CelebA's 19,867 images that the baselines' SVMs train on; CLMLE: "
                      "10,000 validation images)")
+    for name, protocol in config["protocols"].items():
+        if protocol["kind"] != "megaface":
+            continue
+        source = config["datasets"][protocol["distractors"].split("/")[0]]
+        if source["kind"] == "synthfaces":
+            part = source["distractors"]
+            lines.append(f"{name}: {part['images']:,} SynthFaces distractor photos of "
+                         f"{part['identities']:,} people (MegaFace challenge 1: 1,000,000 "
+                         f"photos of 690,572 people)")
+    for name, protocol in config["protocols"].items():
+        if protocol["kind"] != "ytf_videos":
+            continue
+        source = config["datasets"][protocol["dataset"].split("/")[0]]
+        if source["kind"] == "synthfaces":
+            part = source["ytf"]
+            lines.append(f"{name}: SynthFaces' videos, {part['identities']:,} people with "
+                         f"{part['min_videos']}-{part['max_videos']} videos of {part['frames']} "
+                         f"frames, {part['folds']} folds of {part['pairs_per_fold']} same and "
+                         f"{part['pairs_per_fold']} different pairs (YouTube Faces: 3,425 "
+                         f"videos of 1,595 people, 181 frames on average, 10 splits of 250 + "
+                         f"250 pairs)")
+        # FaceNet's own rule (Sec. 5.7) is the protocol's; the other papers' are not recorded
+        others = [run for run, protocol_name in evaluations(config)
+                  if protocol_name == name and run in runs and runs[run]["method"] != "triplet"]
+        lines += _listed(others, f"the video pairs of {name} scored by the mean similarity "
+                                 f"of the first {protocol['frames']} frames of the two videos "
+                                 f"(Schroff et al.'s rule, Sec. 5.7; these papers' own rules "
+                                 f"are not recorded in docs/papers.md)")
     return lines
 
 
@@ -182,7 +243,8 @@ def deviations(config: dict) -> list[str]:
     lines = [f"align.{line}" for line in _changed(config["align"],
                                                    schema["properties"]["align"]["properties"])]
     for run, spec in config["runs"].items():
-        if spec["method"] in FITTED_METHODS:   # baselines of ours: no paper settings to keep
+        # baselines of ours have no paper settings to keep; a replicate has its run's
+        if spec["method"] in FITTED_METHODS or base_run(run) != run:
             continue
         changed = _changed(spec, applicable_properties(schema["$defs"]["run"], spec))
         if changed:
@@ -276,10 +338,12 @@ def _figures(payloads: Mapping[tuple[str, str], dict], config: dict,
              read_by: Mapping[tuple[str, str], list[str]], colors: Mapping[str, Color]
              ) -> list[Plot]:
     """Every figure of the report: ROC per verification protocol (a panel per scorer), CMC per
-    identification protocol, attributes by imbalance, the analysis curves."""
+    identification protocol, rank-1 against distractors per MegaFace protocol, attributes by
+    imbalance, the analysis curves."""
     rocs: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
     roc_colors: dict[str, Color] = {}
     cmcs: dict[str, dict] = defaultdict(dict)
+    distractor_curves: dict[str, dict] = defaultdict(dict)
     for (run, protocol), payload in payloads.items():
         for scorer, m in payload["scorers"].items():
             curves = m.get("curves", {})
@@ -290,6 +354,9 @@ def _figures(payloads: Mapping[tuple[str, str], dict], config: dict,
                 roc_colors[label] = colors[run]
             if "cmc" in curves:
                 cmcs[protocol][run] = (curves["cmc"]["x"], curves["cmc"]["y"])
+            if "rank1_vs_distractors" in curves:
+                curve = curves["rank1_vs_distractors"]
+                distractor_curves[protocol][run] = (curve["x"], curve["y"])
     plots = []
     for protocol, panels in rocs.items():
         group = group_of([(r, p) for r, p in payloads if p == protocol], read_by)
@@ -304,6 +371,14 @@ def _figures(payloads: Mapping[tuple[str, str], dict], config: dict,
             group, "identification", f"cmc_{protocol}", f"CMC, {protocol}",
             f"Closed-set CMC of {protocol}: the fraction of probes whose identity is among "
             "the k best gallery matches.", cmc_png(curves, f"CMC, {protocol}", colors)))
+    for protocol, curves in distractor_curves.items():
+        group = group_of([(r, protocol) for r in curves], read_by)
+        plots.append(Plot(
+            group, "analyses", f"distractors_{protocol}",
+            f"Rank-1 against distractors, {protocol}",
+            f"MegaFace challenge 1 curve of {protocol}: rank-1 identification of the probe "
+            "pairs as distractors are added (nested random subsets, log axis), a line per run.",
+            distractors_png(curves, f"Rank-1 against distractors, {protocol}", colors)))
     for protocol, table in attribute_table(payloads).items():
         group = group_of([(r, protocol) for r in table["run"].unique()], read_by)
         plots.append(Plot(
@@ -343,7 +418,7 @@ def _papers(payloads: Mapping[tuple[str, str], dict], config: dict,
     """Every paper of :data:`PAPERS`, its tables filled in and annotated with what this config
     lacks for their expected cells: runs it does not define, and (run, protocol) pairs it does
     not evaluate. A paper with no references file is listed as such, not left out."""
-    filled = {p["key"]: p for p in paper_tables(payloads, references)}
+    filled = {p["key"]: p for p in paper_tables(payloads, references, seed_groups(config))}
     papers = []
     for key in PAPERS:
         if key not in filled:
@@ -398,9 +473,12 @@ def _rows(payloads: Mapping[tuple[str, str], dict], config: dict
 def build(config: dict, *, metrics: Mapping[tuple[str, str], str], models: Mapping[str, str],
           manifests: Mapping[str, str], qa: Mapping[str, str], indexes: Mapping[str, str],
           dest: str | Path, figures_dir: str | Path | None = None,
-          benchmarks: str | Path | None = None, references: list[dict] | None = None) -> None:
+          benchmarks: str | Path | None = None, references: list[dict] | None = None,
+          faces: Mapping[str, str] | None = None, faces_qa: Mapping[str, str] | None = None
+          ) -> None:
     """Render the report from the workflow's artifacts: metrics files keyed by (run, protocol),
-    model infos by run, manifests by dataset, QA grids and aligned-shard indexes by shard.
+    model infos by run, manifests by dataset, QA grids and aligned-shard indexes by shard,
+    face policy summaries and their QA grids by dataset.
 
     ``figures_dir`` also receives every figure as a PNG file; ``benchmarks`` is the folder of
     the rules' benchmark TSVs (wall times; none shown without it); ``references`` replaces
@@ -428,8 +506,11 @@ def build(config: dict, *, metrics: Mapping[tuple[str, str], str], models: Mappi
         sources=sources,
         shards=shards,
         qa={name: _data_uri(Path(p).read_bytes()) for name, p in qa.items()},
+        face_policy=face_policy_rows(faces or {}, faces_qa or {}),
         papers=papers,
         claims=claim_summary(papers),
+        seeded={run: len(group) for run, group in seed_groups(config).items()
+                if len(group) > 1},
         results=results,
         identification=identification,
         analyses=analyses,

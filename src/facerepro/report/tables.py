@@ -37,6 +37,12 @@ without per-item data (e.g. the angular Fisher score, a ratio), or rows scored o
 items, cannot be tested: the claim is then decided on the point values alone, *held* or *not
 held*, and its row says "point values only". A claim whose rows have no reproduced value (the
 run is not in this config) is "not run", never "held".
+
+A run trained with several seeds (the config's ``seeds``) fills its cells with the mean over
+its seeds and their standard deviation; its interval and every comparison it takes part in come
+from the two-level bootstrap over seeds and test items (``uncertainty.seeded_interval``,
+``seeded_difference``), so the verdict weighs the training seed's noise too. Without per-item
+data, such a row is tested on its seeds' values alone.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from facerepro.evaluation import uncertainty
@@ -69,26 +76,60 @@ def load_references(directory: Path = REFERENCES) -> list[dict]:
             for key in PAPERS if key in found]
 
 
-def _cell(spec: dict, reported: float | None, metrics: dict[tuple[str, str], dict]) -> dict:
-    """Reported and reproduced value of one (row, column), in the column's unit."""
-    scale = spec.get("scale", 1)
-    payload = metrics.get((spec.get("run"), spec.get("protocol")))
-    reproduced = spread = items = interval = None
-    if payload is not None and spec["scorer"] in payload["scorers"]:
+def _seed_values(spec: dict, metrics: dict[tuple[str, str], dict], runs: list[str]
+                 ) -> tuple[list[float], list[float], list[dict | None]]:
+    """Per seed (each of ``runs`` that was evaluated): the value, the column's spread and the
+    value's per-item record, in the metric's unit."""
+    values, spreads, items = [], [], []
+    for run in runs:
+        payload = metrics.get((run, spec.get("protocol")))
+        if payload is None or spec["scorer"] not in payload["scorers"]:
+            continue
         entry = payload["scorers"][spec["scorer"]]
-        values = entry["values"]
-        if values.get(spec["value"]) is not None:
-            reproduced = scale * values[spec["value"]]
-            # Items stay in the metric's unit (0/1 correctness stays 0/1 for McNemar).
-            items = entry.get("items", {}).get(spec["value"])
-            if items is not None:
-                interval = tuple(scale * v for v in uncertainty.mean_interval(items["values"]))
-        if spec.get("spread") and values.get(spec["spread"]) is not None:
-            spread = scale * values[spec["spread"]]
+        if entry["values"].get(spec["value"]) is None:
+            continue
+        values.append(entry["values"][spec["value"]])
+        if spec.get("spread") and entry["values"].get(spec["spread"]) is not None:
+            spreads.append(entry["values"][spec["spread"]])
+        items.append(entry.get("items", {}).get(spec["value"]))
+    return values, spreads, items
+
+
+def _cell(spec: dict, reported: float | None, metrics: dict[tuple[str, str], dict],
+          groups: dict[str, list[str]]) -> dict:
+    """Reported and reproduced value of one (row, column), in the column's unit: over the
+    run's seeds (``groups``: a run's replicates), their mean and standard deviation."""
+    scale = spec.get("scale", 1)
+    run = spec.get("run")
+    values, spreads, items = _seed_values(spec, metrics, groups.get(run, [run]))
+    reproduced = spread = seed_sd = interval = None
+    stacked = _stack(items) if values else None
+    if values:
+        reproduced = scale * float(np.mean(values))
+        spread = scale * float(np.mean(spreads)) if spreads else None
+        seed_sd = scale * float(np.std(values, ddof=1)) if len(values) > 1 else None
+        if len(values) == 1 and stacked is not None:
+            interval = tuple(scale * v for v in uncertainty.mean_interval(stacked[0]))
+        elif len(values) > 1:
+            interval = tuple(scale * v for v in uncertainty.seeded_interval(
+                stacked if stacked is not None else np.array(values)[:, None]))
     diff = reproduced - reported if reproduced is not None and reported is not None else None
+    # Items stay in the metric's unit (0/1 correctness stays 0/1 for McNemar).
     return {"reported": reported, "reproduced": reproduced, "spread": spread, "diff": diff,
-            "interval": interval, "items": items, "scale": scale,
-            "run": spec.get("run"), "protocol": spec.get("protocol")}
+            "interval": interval, "items": items if stacked is not None else None,
+            "seed_values": values, "seed_sd": seed_sd, "scale": scale,
+            "run": run, "protocol": spec.get("protocol")}
+
+
+def _stack(items: list[dict | None]) -> np.ndarray | None:
+    """Every seed's per-item values in the first seed's item order, as (seeds, items); None
+    when a seed has no items or the seeds were scored on different items."""
+    if any(record is None for record in items):
+        return None
+    rows = [uncertainty.align(items[0], record) for record in items]
+    if any(row is None for row in rows):
+        return None
+    return np.stack([row[1] for row in rows])
 
 
 def _sources(cells: list[dict], columns: list[dict]) -> str:
@@ -118,13 +159,15 @@ def _compare(better: str, worse: str, cells: dict[str, dict], column: dict) -> t
     a, b = cells[better], cells[worse]
     ahead = _better(a["reproduced"], b["reproduced"], column)
     digits = column.get("digits", 2)
-    paired = (uncertainty.align(a["items"], b["items"])
-              if a["items"] is not None and b["items"] is not None else None)
+    paired = _paired(a, b)
     if paired is None:
         return (HELD if ahead else NOT_HELD,
                 f"{better} - {worse}: {a['reproduced'] - b['reproduced']:+.{digits}f} "
                 f"(point values only)")
-    test = uncertainty.paired_difference(*paired)
+    if len(paired[0]) == len(paired[1]) == 1:
+        test = uncertainty.paired_difference(paired[0][0], paired[1][0])
+    else:
+        test = uncertainty.seeded_difference(*paired)
     if test.significant():
         verdict = HELD if ahead else NOT_HELD
     else:
@@ -133,6 +176,19 @@ def _compare(better: str, worse: str, cells: dict[str, dict], column: dict) -> t
     p = f"p {test.p:.3f}" if test.p >= 0.001 else "p < 0.001"
     return verdict, (f"{better} - {worse}: {diff:+.{digits}f} "
                      f"[{low:+.{digits}f}, {high:+.{digits}f}], {test.test} {p}")
+
+
+def _paired(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two cells' (seeds, items) values on the same items in one order; with no common items,
+    their seeds' values as one item each when either has several seeds; else None."""
+    if a["items"] is not None and b["items"] is not None:
+        common = uncertainty.align(a["items"][0], b["items"][0])
+        if common is not None:
+            order = [uncertainty.align(a["items"][0], record)[1] for record in b["items"]]
+            return _stack(a["items"]), np.stack(order)
+    if max(len(a["seed_values"]), len(b["seed_values"])) > 1:
+        return np.array(a["seed_values"])[:, None], np.array(b["seed_values"])[:, None]
+    return None
 
 
 def _bounded(cell: dict, low: float, high: float, digits: int) -> tuple[str, str]:
@@ -162,7 +218,11 @@ def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
     digits = column.get("digits", 2)
 
     def show(label: str) -> str:
-        return f"{label} {value[label]:.{digits}f}"
+        seeds = len(cells[label]["seed_values"])
+        if seeds < 2:
+            return f"{label} {value[label]:.{digits}f}"
+        sd = cells[label]["seed_sd"]
+        return f"{label} {value[label]:.{digits}f} ± {sd:.{digits}f} ({seeds} seeds)"
 
     bounded = claim.get("at_least") or claim.get("within")
     if "order" in claim:
@@ -205,10 +265,11 @@ def check_claim(claim: dict, columns: list[dict], rows: list[dict]) -> dict:
             "tests": list(tests)}
 
 
-def paper_tables(metrics: dict[tuple[str, str], dict],
-                 references: list[dict] | None = None) -> list[dict]:
+def paper_tables(metrics: dict[tuple[str, str], dict], references: list[dict] | None = None,
+                 groups: dict[str, list[str]] | None = None) -> list[dict]:
     """Every reference table filled with the reproduced values found in ``metrics`` (payloads
-    keyed by (run, protocol)), with its claims checked."""
+    keyed by (run, protocol)), with its claims checked. ``groups`` lists each run's seeds'
+    runs (:func:`facerepro.config.seed_groups`); a run absent from it has one seed."""
     papers = []
     for paper in references if references is not None else load_references():
         tables = []
@@ -224,7 +285,7 @@ def paper_tables(metrics: dict[tuple[str, str], dict],
                 overrides = {k: row[k] for k in ("run", "protocol", "scorer") if k in row}
                 cells = [_cell({**column, **overrides,
                                 "value": column["value"].format_map(row)},
-                               value, metrics)
+                               value, metrics, groups or {})
                          for column, value in zip(columns, reported, strict=True)]
                 rows.append({"label": row["label"], "cells": cells,
                              "sources": _sources(cells, columns)})

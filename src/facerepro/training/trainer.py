@@ -7,7 +7,8 @@ plateau of the training loss). All state that shapes the rest of the run (weight
 parameters, optimizer, schedule, sampler position, RNG states, step) is checkpointed
 atomically, so a killed run restarted on the same config ends with bit-identical weights.
 
-On CUDA the forward pass runs under bf16 autocast (``amp``); under ``torchrun`` the
+The forward pass runs in the run's ``precision`` (``training.precision``: fp32, or bf16
+autocast where the device computes bf16 natively); under ``torchrun`` the
 objective is wrapped in DistributedDataParallel and each rank trains on its slice of the
 global batch. Metrics go to the log, a progress bar, and DVCLive.
 """
@@ -19,7 +20,6 @@ import os
 import shutil
 import subprocess
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,7 @@ from facerepro.config import FITTED_METHODS, digest
 from facerepro.data.download import sha256_of
 from facerepro.data.imbalance import TRAIN, power_law_split
 from facerepro.data.protocols import HOLDOUT, attributes_of
-from facerepro.training import checkpoint, samplers
+from facerepro.training import checkpoint, precision, samplers
 from facerepro.training.gpu import resolve_device
 from facerepro.training.loader import BatchLoader
 
@@ -170,7 +170,8 @@ def train(run_name: str, run: dict, shard_dir: str | Path, model_path: str | Pat
                               sha256_of(Path(shard_dir) / INDEX),
                               init_path and sha256_of(init_path)])
         stats = _fit(run, model, images, positions, labels, dev, Path(checkpoint_dir),
-                     fingerprint, (images, index[index["split"] == HOLDOUT]))
+                     fingerprint, (images, index[index["split"] == HOLDOUT]),
+                     precision.resolve(run["precision"], dev, run_name))
     info = {"run": run_name, "config_digest": digest(run), "config": run,
             "commit": git_commit(), **stats, "train_images": len(positions),
             "classes": int(labels.max()) + 1 if labels.ndim == 1 else labels.shape[1],
@@ -219,8 +220,9 @@ def _set_rng_state(state: dict, dev: torch.device) -> None:
 
 def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
          labels: np.ndarray, dev: torch.device, checkpoint_dir: Path, fingerprint: str,
-         holdout: tuple[np.ndarray, pd.DataFrame]) -> dict:
-    """The loop; returns steps, the last window's mean loss, compute and data-wait seconds.
+         holdout: tuple[np.ndarray, pd.DataFrame], arithmetic: str) -> dict:
+    """The loop; returns steps, the last window's mean loss, compute and data-wait seconds and
+    the ``precision`` it trained in (``arithmetic``, resolved by ``precision.resolve``).
 
     ``holdout`` (images, index rows of held-out people) feeds the ``eval_every`` check.
 
@@ -277,8 +279,7 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
             objective, device_ids=[dev.index] if dev.type == "cuda" else None)
     if run["compile"]:
         forward = torch.compile(forward)
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16)
-           if run["amp"] and dev.type == "cuda" else nullcontext())
+    cast = precision.autocast(arithmetic, dev)
 
     live = _live(checkpoint_dir, run) if rank == 0 else None
     # A refreshed sampler's next batch depends on the step before, so it is drawn in step,
@@ -297,7 +298,7 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
         if run["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
         y = batch.y.to(dev, non_blocking=True)
-        with amp:
+        with cast:
             loss = forward(x, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -350,7 +351,7 @@ def _fit(run: dict, model: nn.Module, images: np.ndarray, positions: np.ndarray,
     if live is not None:
         live.end()
     model.eval()
-    return {"steps": run["iterations"], "final_loss": final_loss,
+    return {"steps": run["iterations"], "final_loss": final_loss, "precision": arithmetic,
             "compute_s": round(compute_s, 2), "data_wait_s": round(loader.wait_s, 2)}
 
 

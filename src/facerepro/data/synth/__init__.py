@@ -25,6 +25,7 @@ primitives), ``person`` (the person and what they wear), ``render`` (one image),
 Public API: :class:`SynthConfig` (and its groups), :func:`make_identity`, :func:`sample_shot`,
 :func:`render`, :func:`encode_jpeg`, :func:`attribute_row`, :func:`casia_image_counts`,
 :func:`lfw_image_counts`, :func:`lfw_layout`, :func:`pairs_text`, :func:`casia_identities`,
+:func:`ytf_layout`, :func:`splits_text`, :func:`video_shots` (the YouTube Faces part),
 :func:`celeba_layout`, :func:`write_part`, :func:`write_mirror`.
 """
 
@@ -38,7 +39,14 @@ from facerepro.data.synth.attributes import (
     P_MALE,
     positive_rate,
 )
-from facerepro.data.synth.config import CasiaPart, CelebaPart, LfwPart, Nuisance, SynthConfig
+from facerepro.data.synth.config import (
+    CasiaPart,
+    CelebaPart,
+    LfwPart,
+    Nuisance,
+    SynthConfig,
+    YtfPart,
+)
 from facerepro.data.synth.geometry import CELEBA_EYES, CELEBA_SIZE, WILD_SIZE
 
 # Not public API: a test checks the drawn pupils against it.
@@ -46,15 +54,18 @@ from facerepro.data.synth.identity import _PUPIL_RGB as _PUPIL_RGB
 from facerepro.data.synth.identity import Identity, make_identity
 from facerepro.data.synth.layouts import (
     LfwLayout,
+    YtfLayout,
     casia_identities,
     casia_image_counts,
     celeba_layout,
     lfw_image_counts,
     lfw_layout,
     pairs_text,
+    splits_text,
+    ytf_layout,
 )
 from facerepro.data.synth.render import encode_jpeg, render
-from facerepro.data.synth.shot import Shot, attribute_row, sample_shot
+from facerepro.data.synth.shot import Shot, attribute_row, sample_shot, video_shots
 from facerepro.data.synth.streams import PARTS
 
 # Not public API: a test checks the archive timestamps against it.
@@ -68,4 +79,5 @@ __all__ = [
     "attribute_row", "casia_identities", "casia_image_counts", "celeba_layout", "encode_jpeg",
     "lfw_image_counts", "lfw_layout", "make_identity", "pairs_text", "positive_rate", "render",
     "sample_shot", "write_mirror", "write_part",
+    "YtfLayout", "YtfPart", "splits_text", "video_shots", "ytf_layout",
 ]

@@ -21,6 +21,26 @@ lfw.multi_fraction [0.29]  fraction of identities with >= 2 images (LFW: 1,680 /
 lfw.max_images [100]       most images of one LFW identity.
 celeba.identities [200]    CelebA-like identities.
 celeba.images [3000]       CelebA-like aligned images (split 80.3/9.8/9.9% by identity).
+ytf.identities [100]       YouTube-Faces-like identities (their own identity stream: no
+                           training part holds them).
+ytf.min_videos [2], ytf.max_videos [3]  videos per identity, uniform (YTF: 2.15 on average).
+ytf.frames [10]            frames per video (YTF: 181 on average; 10 keeps the default run's
+                           feature extraction cheap).
+ytf.folds [10]             folds of splits.txt (identity-disjoint, as in YTF).
+ytf.pairs_per_fold [15]    same-person video pairs and, again, different-person pairs per fold
+                           (YTF: 250).
+ytf.motion [0.3]           within-video spread of each continuous nuisance (pose, light,
+                           expression, blur, noise, JPEG quality) as a fraction of its spread
+                           between photos: a video's frames stay closer than two photos.
+ytf.smoothness [0.8]       correlation of a nuisance between consecutive frames (the random
+                           walk's AR(1) coefficient; 0 = independent frames).
+facescrub.identities [10]  FaceScrub-like probe identities of the MegaFace protocol (their own
+                           identity stream: in no other part).
+facescrub.images_per_identity [4]  photos of each probe identity (>= 2: a rank-1 pair needs two).
+distractors.identities [100]  MegaFace-like distractor people (their own identity stream: in no
+                           other part).
+distractors.images [100]   distractor photos, dealt over the people as evenly as possible
+                           (MegaFace: 1,027,060 photos of 690,572 people).
 nuisance.roll_deg [10.0]   std of in-plane rotation, degrees.
 nuisance.yaw_deg [15.0]    std of yaw (features shift and foreshorten across the head), deg.
 nuisance.scale [0.12]      std of the log of the face scale.
@@ -100,6 +120,52 @@ class CelebaPart:
 
 
 @dataclass(frozen=True)
+class YtfPart:
+    identities: int = 100
+    min_videos: int = 2
+    max_videos: int = 3
+    frames: int = 10
+    folds: int = 10
+    pairs_per_fold: int = 15
+    motion: float = 0.3
+    smoothness: float = 0.8
+
+    def __post_init__(self) -> None:
+        _require(self.folds >= 2, "ytf.folds must be >= 2")
+        _require(self.identities >= 2 * self.folds,
+                 "ytf.identities must be >= 2 * ytf.folds (two identities per fold at least)")
+        _require(2 <= self.min_videos <= self.max_videos,
+                 "ytf.min_videos must be >= 2 (a same pair needs two videos) and <= "
+                 "ytf.max_videos")
+        _require(self.frames >= 1, "ytf.frames must be >= 1")
+        _require(self.pairs_per_fold >= 1, "ytf.pairs_per_fold must be >= 1")
+        _require(self.motion >= 0, "ytf.motion must be >= 0")
+        _require(0 <= self.smoothness < 1, "ytf.smoothness must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class FacescrubPart:
+    identities: int = 10
+    images_per_identity: int = 4
+
+    def __post_init__(self) -> None:
+        _require(self.identities >= 1, "facescrub.identities must be >= 1")
+        _require(self.images_per_identity >= 2,
+                 "facescrub.images_per_identity must be >= 2 (a probe needs a second photo)")
+
+
+@dataclass(frozen=True)
+class DistractorsPart:
+    identities: int = 100
+    images: int = 100
+
+    def __post_init__(self) -> None:
+        _require(self.identities >= 1, "distractors.identities must be >= 1")
+        _require(self.images >= self.identities,
+                 "distractors.images must be >= distractors.identities (one photo each at least)")
+
+
+@dataclass(frozen=True)
 class Nuisance:
     roll_deg: float = 10.0
     yaw_deg: float = 15.0
@@ -137,6 +203,9 @@ class SynthConfig:
     casia: CasiaPart = field(default_factory=CasiaPart)
     lfw: LfwPart = field(default_factory=LfwPart)
     celeba: CelebaPart = field(default_factory=CelebaPart)
+    ytf: YtfPart = field(default_factory=YtfPart)
+    facescrub: FacescrubPart = field(default_factory=FacescrubPart)
+    distractors: DistractorsPart = field(default_factory=DistractorsPart)
     nuisance: Nuisance = field(default_factory=Nuisance)
 
     def __post_init__(self) -> None:
@@ -151,7 +220,8 @@ class SynthConfig:
 
 
 _GROUPS: dict[str, type] = {"casia": CasiaPart, "lfw": LfwPart, "celeba": CelebaPart,
-                            "nuisance": Nuisance}
+                            "ytf": YtfPart, "facescrub": FacescrubPart,
+                            "distractors": DistractorsPart, "nuisance": Nuisance}
 
 
 def _from_dict(cls: type, d: Any, prefix: str) -> Any:

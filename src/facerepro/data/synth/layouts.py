@@ -99,15 +99,19 @@ def lfw_layout(cfg: SynthConfig) -> LfwLayout:
                      tuple(diff))
 
 
+_LFW_FIX = "raise lfw.identities or lfw.multi_fraction, or lower lfw.pairs_per_fold"
+
+
 def _same_pairs(rng: np.random.Generator, counts: np.ndarray, members: list[int], wanted: int,
-                fold: int) -> tuple[tuple[int, int, int], ...]:
+                fold: int, part: str = "lfw", fix: str = _LFW_FIX
+                ) -> tuple[tuple[int, int, int], ...]:
     people = [i for i in members if counts[i] > 1]
     possible = sum(counts[i] * (counts[i] - 1) // 2 for i in people)
     if possible < wanted:
         raise ValueError(
-            f"SynthFaces LFW part: fold {fold} has {len(people)} identities with >= 2 images, "
-            f"{possible} possible same pairs, but lfw.pairs_per_fold = {wanted}; raise "
-            f"lfw.identities or lfw.multi_fraction, or lower lfw.pairs_per_fold")
+            f"SynthFaces {part} part: fold {fold} has {len(people)} identities with >= 2 "
+            f"images, {possible} possible same pairs, but {part}.pairs_per_fold = {wanted}; "
+            f"{fix}")
     # One pair per person per round, so a few people with many images do not fill the fold.
     queues = []
     for i in rng.permutation(people):
@@ -120,13 +124,14 @@ def _same_pairs(rng: np.random.Generator, counts: np.ndarray, members: list[int]
 
 
 def _diff_pairs(rng: np.random.Generator, counts: np.ndarray, members: list[int], wanted: int,
-                fold: int) -> tuple[tuple[int, int, int, int], ...]:
+                fold: int, part: str = "lfw") -> tuple[tuple[int, int, int, int], ...]:
     sizes = counts[members]
     possible = (sizes.sum() ** 2 - (sizes**2).sum()) // 2
     if possible < wanted:
         raise ValueError(
-            f"SynthFaces LFW part: fold {fold} allows only {possible} different pairs but "
-            f"lfw.pairs_per_fold = {wanted}; raise lfw.identities or lower lfw.pairs_per_fold")
+            f"SynthFaces {part} part: fold {fold} allows only {possible} different pairs but "
+            f"{part}.pairs_per_fold = {wanted}; raise {part}.identities or lower "
+            f"{part}.pairs_per_fold")
     if possible < 20 * wanted:   # few candidates: enumerate them rather than retry draws
         combos = [(a, i, b, j) for x, a in enumerate(members) for b in members[x + 1:]
                   for i in range(1, counts[a] + 1) for j in range(1, counts[b] + 1)]
@@ -153,6 +158,56 @@ def pairs_text(layout: LfwLayout) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class YtfLayout:
+    """YTF identities, their videos and the pairs of splits.txt (identity indices 0-based,
+    video numbers 0-based as YTF's folder names)."""
+
+    names: tuple[str, ...]
+    videos: np.ndarray                                         # videos per identity
+    folds: tuple[tuple[int, ...], ...]                         # identities of each fold
+    same: tuple[tuple[tuple[int, int, int], ...], ...]         # per fold: (id, v1, v2)
+    diff: tuple[tuple[tuple[int, int, int, int], ...], ...]    # per fold: (id1, v1, id2, v2)
+
+
+def ytf_layout(cfg: SynthConfig) -> YtfLayout:
+    """Identities, videos per identity, identity-disjoint folds and the video pairs of the
+    YouTube Faces part (YTF's splits are subject-disjoint too).
+
+    Raises ValueError when a fold cannot hold ``pairs_per_fold`` distinct same (or different)
+    video pairs.
+    """
+    part = cfg.ytf
+    rng = _rng(cfg.seed, "ytf", _STREAM_LAYOUT)
+    videos = rng.integers(part.min_videos, part.max_videos + 1, part.identities)
+    names = tuple(f"Synth_Ytf_{i + 1:04d}" for i in range(part.identities))
+    order = rng.permutation(part.identities)
+    folds = [sorted(int(i) for i in order[k::part.folds]) for k in range(part.folds)]
+    fix = "raise ytf.identities or ytf.max_videos, or lower ytf.pairs_per_fold"
+    same, diff = [], []
+    for number, members in enumerate(folds, start=1):
+        # the pair helpers number images from 1; YTF numbers videos from 0
+        same.append(tuple((i, a - 1, b - 1) for i, a, b in _same_pairs(
+            rng, videos, members, part.pairs_per_fold, number, "ytf", fix)))
+        diff.append(tuple((i, a - 1, j, b - 1) for i, a, j, b in _diff_pairs(
+            rng, videos, members, part.pairs_per_fold, number, "ytf")))
+    return YtfLayout(names, videos, tuple(tuple(f) for f in folds), tuple(same), tuple(diff))
+
+
+YTF_SPLITS_HEADER = "split number, first name, second name, is same"
+
+
+def splits_text(layout: YtfLayout) -> str:
+    """splits.txt in YTF's CSV format: per fold (``split number`` from 1) its same-person
+    video pairs, then its different-person pairs, videos named ``<Person>/<video>``."""
+    lines = [YTF_SPLITS_HEADER]
+    names = layout.names
+    for number, (same, diff) in enumerate(zip(layout.same, layout.diff, strict=True), start=1):
+        lines += [f"{number}, {names[p]}/{a}, {names[p]}/{b}, 1" for p, a, b in same]
+        lines += [f"{number}, {names[p]}/{a}, {names[q]}/{b}, 0" for p, a, q, b in diff]
+    return "\n".join(lines) + "\n"
+
+
 def casia_identities(cfg: SynthConfig, lfw: LfwLayout | None = None
                      ) -> list[tuple[str, str, int]]:
     """(name, part of its identity stream, index in it) per CASIA identity. The first
@@ -170,6 +225,14 @@ def casia_identities(cfg: SynthConfig, lfw: LfwLayout | None = None
                for i in range(overlap, cfg.casia.identities)]
     return people
 
+
+
+def distractor_image_counts(cfg: SynthConfig) -> np.ndarray:
+    """Photos per distractor person (in identity order): ``distractors.images`` dealt as evenly
+    as possible, the first people taking one more."""
+    part = cfg.distractors
+    base, extra = divmod(part.images, part.identities)
+    return base + (np.arange(part.identities) < extra).astype(int)
 
 # CelebA's file order: training images first, then validation, then test (identity-disjoint).
 _CELEBA_SPLIT = np.array([162770, 19867, 19962]) / 202599

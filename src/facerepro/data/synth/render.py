@@ -54,6 +54,8 @@ def render(identity: Identity, shot: Shot, layout: str = "wild"
         raise ValueError(f"unknown layout {layout!r}; use 'wild' or 'celeba'")
     streams = np.random.SeedSequence(shot.detail_seed).spawn(4)
     look, scene, occluder, noise = (np.random.default_rng(s) for s in streams)
+    if shot.noise_seed is not None:
+        noise = np.random.default_rng(shot.noise_seed)
     style = _Style.sample(look)
 
     image = np.empty((size[1], size[0], 3), dtype=np.uint8)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-PARTS: tuple[str, ...] = ("lfw", "casia", "celeba")
-_PART_CODE = {"lfw": 1, "casia": 2, "celeba": 3}
+PARTS: tuple[str, ...] = ("lfw", "casia", "celeba", "ytf", "facescrub", "distractors")
+_PART_CODE = {"lfw": 1, "casia": 2, "celeba": 3, "ytf": 4, "facescrub": 5, "distractors": 6}
 _STREAM_IDENTITY, _STREAM_IMAGE, _STREAM_LAYOUT = 1, 2, 3
 
 

@@ -9,7 +9,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import Pool
 from pathlib import Path
 from typing import NamedTuple
@@ -19,17 +19,20 @@ import numpy as np
 from facerepro.atomic import atomic_path
 from facerepro.data.download import sha256_of
 from facerepro.data.synth.attributes import ATTRIBUTES
-from facerepro.data.synth.config import Nuisance, SynthConfig
+from facerepro.data.synth.config import Nuisance, SynthConfig, YtfPart
 from facerepro.data.synth.identity import Identity, make_identity
 from facerepro.data.synth.layouts import (
     casia_identities,
     casia_image_counts,
     celeba_layout,
+    distractor_image_counts,
     lfw_layout,
     pairs_text,
+    splits_text,
+    ytf_layout,
 )
 from facerepro.data.synth.render import encode_jpeg, render
-from facerepro.data.synth.shot import attribute_row, sample_shot
+from facerepro.data.synth.shot import attribute_row, sample_shot, video_shots
 from facerepro.data.synth.streams import _STREAM_IMAGE, PARTS, _rng
 from facerepro.threads import use_threads
 
@@ -54,17 +57,38 @@ def _render_job(job: _Job) -> tuple[bytes, np.ndarray, list[int]]:
     return encode_jpeg(rgb, shot.jpeg_quality), landmarks, attribute_row(job.identity, shot)
 
 
+class _VideoJob(NamedTuple):
+    identity: Identity
+    key: int           # identity index in the ytf stream
+    video: int
+    part: YtfPart
+    nuisance: Nuisance
+    seed: int
+
+
+def _render_video(job: _VideoJob) -> list[tuple[bytes, np.ndarray]]:
+    """A video's frames in order: one job, since each frame's nuisance walks on from the last."""
+    rng = _rng(job.seed, "ytf", _STREAM_IMAGE, job.key, job.video)
+    shots = video_shots(job.identity, rng, job.nuisance, job.part.frames, job.part.motion,
+                        job.part.smoothness)
+    frames = []
+    for shot in shots:
+        rgb, landmarks = render(job.identity, shot, "wild")
+        frames.append((encode_jpeg(rgb, shot.jpeg_quality), landmarks))
+    return frames
+
+
 def _one_thread() -> None:
     use_threads(1)         # the pool's processes are the job's threads: one each
 
 
-def _render_all(jobs: list[_Job], workers: int
-                ) -> Iterator[tuple[bytes, np.ndarray, list[int]]]:
+def _render_all(jobs: list, workers: int, work: Callable = _render_job,
+                chunksize: int = 32) -> Iterator:
     if workers <= 1:
-        yield from map(_render_job, jobs)
+        yield from map(work, jobs)
         return
     with Pool(workers, initializer=_one_thread) as pool:
-        yield from pool.imap(_render_job, jobs, chunksize=32)
+        yield from pool.imap(work, jobs, chunksize=chunksize)
 
 
 def _write_images(root: Path, paths: list[str], jobs: list[_Job], workers: int,
@@ -74,13 +98,15 @@ def _write_images(root: Path, paths: list[str], jobs: list[_Job], workers: int,
     for rel, (jpeg, landmarks, row) in zip(paths, _render_all(jobs, workers), strict=True):
         with atomic_path(root / rel) as tmp:
             tmp.write_bytes(jpeg)
-        if decimals:
-            coords = " ".join(f"{v:.{decimals}f}" for v in landmarks.ravel())
-        else:   # CelebA's own file has integer landmarks
-            coords = " ".join(f"{round(v):4d}" for v in landmarks.ravel())
-        landmark_lines.append(f"{rel} {coords}")
+        landmark_lines.append(f"{rel} {_coords(landmarks, decimals)}")
         attribute_lines.append(rel + "".join(f" {v:2d}" for v in row))
     return landmark_lines, attribute_lines
+
+
+def _coords(landmarks: np.ndarray, decimals: int) -> str:
+    if decimals:
+        return " ".join(f"{v:.{decimals}f}" for v in landmarks.ravel())
+    return " ".join(f"{round(v):4d}" for v in landmarks.ravel())  # CelebA's integer landmarks
 
 
 def _write_text(path: Path, lines: Sequence[str]) -> Path:
@@ -94,10 +120,12 @@ def _attribute_file(rows: list[str]) -> list[str]:
 
 
 def write_part(part: str, root: Path, cfg: SynthConfig, workers: int = 1) -> list[Path]:
-    """Write one part ("lfw", "casia" or "celeba") as the real dataset's un-archived tree under
+    """Write one part (one of ``PARTS``) as the real dataset's un-archived tree under
     ``root``; return the top-level paths written (image folder first)."""
     root = Path(root)
-    writers = {"lfw": _write_lfw, "casia": _write_casia, "celeba": _write_celeba}
+    writers = {"lfw": _write_lfw, "casia": _write_casia, "celeba": _write_celeba,
+               "ytf": _write_ytf, "facescrub": _write_facescrub,
+               "distractors": _write_distractors}
     if part not in writers:
         raise ValueError(f"unknown SynthFaces part {part!r}; known: {list(writers)}")
     return writers[part](root, cfg, workers)
@@ -155,13 +183,75 @@ def _write_celeba(root: Path, cfg: SynthConfig, workers: int) -> list[Path]:
                         [f"{p} {i + 1}" for p, (i, _, _) in zip(paths, files, strict=True)])]
 
 
+
+def _write_facescrub(root: Path, cfg: SynthConfig, workers: int) -> list[Path]:
+    """MegaFace's FaceScrub probes: ``facescrub_images/<Name>/<Name>_<k>.jpg``, several photos
+    of each person; the landmark file sits in the image folder, as CASIA's does."""
+    part = cfg.facescrub
+    jobs, paths = [], []
+    for i in range(part.identities):
+        name = f"Synth_Scrub_{i + 1:04d}"
+        identity = make_identity(cfg.seed, "facescrub", i, name, cfg.identity_spread)
+        for k in range(part.images_per_identity):
+            jobs.append(_Job(identity, "facescrub", i, k, "wild", cfg.nuisance, cfg.seed))
+            paths.append(f"{name}/{name}_{k + 1:04d}.jpg")
+    base = root / "facescrub_images"
+    landmarks, _ = _write_images(base, paths, jobs, workers, decimals=2)
+    _write_text(base / "facescrub_landmarks.txt", [f"image {_LANDMARK_NAMES}", *landmarks])
+    return [base]
+
+
+def _write_distractors(root: Path, cfg: SynthConfig, workers: int) -> list[Path]:
+    """MegaFace's distractors: ``megaface_images/<nnn>/<person>/<k>.jpg``, a folder per person
+    in folders of a thousand (MegaFace's Flickr tree is two levels deep too)."""
+    jobs, paths = [], []
+    for i, count in enumerate(distractor_image_counts(cfg)):
+        identity = make_identity(cfg.seed, "distractors", i, f"{i + 1:07d}", cfg.identity_spread)
+        for k in range(count):
+            jobs.append(_Job(identity, "distractors", i, k, "wild", cfg.nuisance, cfg.seed))
+            paths.append(f"{i // 1000:03d}/{i + 1:07d}/{k + 1:03d}.jpg")
+    base = root / "megaface_images"
+    landmarks, _ = _write_images(base, paths, jobs, workers, decimals=2)
+    _write_text(base / "megaface_landmarks.txt", [f"image {_LANDMARK_NAMES}", *landmarks])
+    return [base]
+
+YTF_LANDMARKS = "ytf_landmarks.txt"
+
+
+def _write_ytf(root: Path, cfg: SynthConfig, workers: int) -> list[Path]:
+    """YouTubeFaces/frame_images_DB/<Name>/<video>/<video>.<frame>.jpg (frames numbered from 1,
+    as YTF's ``0.555.jpg`` names its frames), the frames' landmarks in
+    YouTubeFaces/ytf_landmarks.txt (SynthFaces' own file, as for the other parts: YTF ships
+    face boxes, not five points) and splits.txt."""
+    layout = ytf_layout(cfg)
+    base = root / "YouTubeFaces"
+    jobs, folders = [], []
+    for i, name in enumerate(layout.names):
+        identity = make_identity(cfg.seed, "ytf", i, name, cfg.identity_spread)
+        for v in range(layout.videos[i]):
+            jobs.append(_VideoJob(identity, i, v, cfg.ytf, cfg.nuisance, cfg.seed))
+            folders.append(f"{name}/{v}")
+    landmarks = []
+    for folder, frames in zip(folders, _render_all(jobs, workers, _render_video, chunksize=1),
+                              strict=True):
+        video = folder.rpartition("/")[2]
+        for k, (jpeg, points) in enumerate(frames, start=1):
+            rel = f"{folder}/{video}.{k}.jpg"
+            with atomic_path(base / "frame_images_DB" / rel) as tmp:
+                tmp.write_bytes(jpeg)
+            landmarks.append(f"frame_images_DB/{rel} {_coords(points, 2)}")
+    _write_text(base / YTF_LANDMARKS, [f"image {_LANDMARK_NAMES}", *landmarks])
+    return [base, _write_text(root / "splits.txt", [splits_text(layout).rstrip("\n")])]
+
+
 # Fixed archive timestamps (2000-01-01) so the same config gives byte-identical archives.
 _ARCHIVE_MTIME = 946684800
 _ZIP_DATE = (2000, 1, 1, 0, 0, 0)
 MIRROR_FILES: tuple[str, ...] = (
     "lfw.tgz", "pairs.txt", "lfw_landmarks.txt", "lfw_attributes.txt", "CASIA-WebFace.zip",
     "img_align_celeba.zip", "list_attr_celeba.txt", "list_landmarks_align_celeba.txt",
-    "list_eval_partition.txt", "identity_CelebA.txt",
+    "list_eval_partition.txt", "identity_CelebA.txt", "facescrub_images.tar.gz",
+    "megaface_images.tar.gz", "YouTubeFaces.tar.gz", "splits.txt",
 )
 
 
@@ -182,6 +272,9 @@ def write_mirror(out_dir: Path, cfg: SynthConfig, workers: int = 1) -> dict[str,
         _pack_tgz(work, "lfw", staged["lfw.tgz"])
         _pack_zip(work, "CASIA-WebFace", staged["CASIA-WebFace.zip"])
         _pack_zip(work, "img_align_celeba", staged["img_align_celeba.zip"])
+        _pack_tgz(work, "YouTubeFaces", staged["YouTubeFaces.tar.gz"])
+        _pack_tgz(work, "facescrub_images", staged["facescrub_images.tar.gz"])
+        _pack_tgz(work, "megaface_images", staged["megaface_images.tar.gz"])
         sums = {name: sha256_of(path) for name, path in sorted(staged.items())}
         sums_file = _write_text(work / "SHA256SUMS", [f"{h}  {n}" for n, h in sums.items()])
         for name, path in staged.items():
