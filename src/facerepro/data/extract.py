@@ -25,6 +25,8 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from facerepro.data.download import sha256_of
@@ -103,14 +105,24 @@ def extract(archives: list[Path], copies: list[Path], target: Path, marker: Path
               "files": {c.name: sha256_of(c) for c in copies}}
     if marker.exists() and json.loads(marker.read_text()) == record:
         return record
-    tmp = target.with_name(target.name + ".extracting")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_tree(target, marker, record) as tmp:
         for archive in archives:
             extract_archive(archive, tmp)
         for copy in copies:
             shutil.copy2(copy, tmp / copy.name)
+    return record
+
+
+@contextmanager
+def staged_tree(target: Path, marker: Path, record: dict) -> Iterator[Path]:
+    """Yield an empty folder beside ``target`` to fill; when the block succeeds it replaces
+    ``target`` and ``marker`` gets ``record`` (last, so a marker always means a whole tree); on
+    any error the folder is removed and ``target`` is left as it was."""
+    tmp = target.with_name(target.name + ".extracting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -119,4 +131,3 @@ def extract(archives: list[Path], copies: list[Path], target: Path, marker: Path
     marker_tmp = marker.with_name(marker.name + ".tmp")
     marker_tmp.write_text(json.dumps(record, indent=1))
     os.replace(marker_tmp, marker)
-    return record

@@ -27,7 +27,7 @@ import shutil
 from pathlib import Path
 
 from facerepro.data.download import sha256_of
-from facerepro.data.extract import extract_archive
+from facerepro.data.extract import extract_archive, staged_tree
 from facerepro.data.registry import is_archive
 
 IMAGES = "images"
@@ -113,10 +113,7 @@ def copy_folder(source: str | Path, files: dict[str, str], target: str | Path,
     record = _record(source, files)
     if marker.exists() and json.loads(marker.read_text()) == record:
         return record
-    tmp = target.with_name(target.name + ".extracting")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_tree(target, marker, record) as tmp:
         if source.is_dir():
             _link_tree(source, tmp / IMAGES)
         else:
@@ -129,12 +126,4 @@ def copy_folder(source: str | Path, files: dict[str, str], target: str | Path,
                                   f"folder's {name.split('.')[0]} file; correct the path, or "
                                   f"drop the key")
             shutil.copyfile(path, tmp / name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    marker_tmp = marker.with_name(marker.name + ".tmp")
-    marker_tmp.write_text(json.dumps(record, indent=1))
-    os.replace(marker_tmp, marker)
     return record
