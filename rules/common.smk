@@ -78,13 +78,15 @@ def view_template(run, view):
 
 
 def evaluate_inputs(wc):
-    """A protocol's features views, its dataset's files, Joint Bayesian's held-out training
-    features, a look-up table's training features, and MegaFace's distractors' features."""
+    """A protocol's features views, its dataset's files and manifest, Joint Bayesian's held-out
+    training features, a look-up table's training features, and MegaFace's distractors'
+    features."""
     protocol = config["protocols"][wc.protocol]
     inputs = {"features": [paths.features(wc.run, protocol["dataset"], view.name)
                            for view in protocol_views(protocol)],
               "extracted": paths.extracted_marker(protocol["dataset"]),
-              "faces": paths.faces_summary(protocol["dataset"])}
+              "faces": paths.faces_summary(protocol["dataset"]),
+              "manifest": paths.manifest(protocol["dataset"])}
     if any(s.startswith("joint_bayesian") for s in protocol["scorers"]):
         inputs["jb_train"] = paths.features(wc.run, protocol["joint_bayesian"]["train"],
                                             "holdout")

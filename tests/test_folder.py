@@ -11,8 +11,10 @@ import pytest
 import yaml
 from folder_faces import write_faces, write_landmarks
 
+from facerepro import models
 from facerepro.align import landmark_policy
 from facerepro.align.landmarks import dataset_landmarks
+from facerepro.align.transform import get_template
 from facerepro.cli import main
 from facerepro.config import ConfigError, validate
 from facerepro.data import registry
@@ -91,6 +93,13 @@ def test_folder_is_copied_with_every_sha256_and_cleaned_without_losing_a_file(tm
     points = dataset_landmarks(part, "folder", kept_rows["path"])
     for p, got in zip(kept_rows["path"], points, strict=True):
         np.testing.assert_allclose(got, landmarks[p.removeprefix("images/")], atol=1e-3)
+    # a photo the landmarks file lacks: its line, as the file writes it, is the fix
+    (part / "landmarks.txt").write_text("".join(
+        line + "\n" for line in (part / "landmarks.txt").read_text().splitlines()
+        if not line.startswith("Chen_Wei/Chen_Wei_0002")))
+    with pytest.raises(KeyError, match=r"no landmarks for images/Chen_Wei/Chen_Wei_0002.png: add "
+                                       r"its line \(Chen_Wei/Chen_Wei_0002.png x1 y1"):
+        dataset_landmarks(part, "folder", kept_rows["path"])
 
 
 def test_an_archive_in_casia_layout_with_lfw_pairs(tmp_path):
@@ -266,3 +275,47 @@ def test_a_folder_is_aligned_from_its_landmarks_file_or_by_mtcnn(tmp_path):
     with pytest.raises(ValueError, match=r"name the folder's landmarks file "
                                          r"\(datasets.<source>.landmarks\)"):
         landmark_policy.source_for(without, "mine/faces")
+
+
+def test_verify_a_raw_folder_embeds_it_and_names_what_is_missing(tmp_path, monkeypatch, capsys):
+    folder, _ = _user_folder(tmp_path)
+    config = _config(folder, pairs="pairs.csv")
+    config["runs"]["net"] = {"method": "softmax", "net": "sphere4", "train": "own/faces",
+                             "embedding_dim": 16}
+    config["align"] = {"scale": 0.5}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+    args = ["verify", str(folder), "--config", "c.yaml", "--threads", "1"]
+    pair = ["Alice_Smith/Alice_Smith_0004.jpg", "Alice_Smith/Alice_Smith_0001.jpg"]
+
+    assert main(["verify", str(folder), *pair]) == 2
+    assert "needs --run" in capsys.readouterr().err
+    assert main([*args, *pair, "--run", "net"]) == 2
+    assert "results/models/net/model.pt is missing: train the run first" in \
+        capsys.readouterr().err
+
+    run = validate(config)["runs"]["net"]
+    template = get_template(run["template"], scale=0.5)
+    size = (template.height, template.width)
+    models.save(models.build("sphere4", size, 16), "sphere4", size,
+                "results/models/net/model.pt")
+    assert main([*args, *pair, "--run", "net"]) == 2       # no landmarks file: MTCNN's weights
+    assert "resources/models/mtcnn/pnet.pt is missing; run the mtcnn_weights rule" in \
+        capsys.readouterr().err
+
+    landmarks = ["--run", "net", "--landmarks", str(folder / "points.txt")]
+    assert main([*args, *pair, *landmarks]) == 0
+    same_bytes = json.loads(capsys.readouterr().out)
+    assert same_bytes["score"] == pytest.approx(1.0, abs=1e-6)
+    assert same_bytes["images"] == {"found": 12, "kept": 10, "quarantined": 2}
+    assert same_bytes["faces"]["counts"] == {"fallback": 0, "multi_face": 0, "dropped": 0}
+    other = ["Alice_Smith/Alice_Smith_0001.jpg", "Bob_Jones/Bob_Jones_0001.jpg"]
+    assert main([*args, *other, *landmarks]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] < 0.999
+    assert main([*args, str(folder / "pairs.csv"), *landmarks]) == 0
+    assert json.loads(capsys.readouterr().out)["n"]["pairs"] == 4
+
+    truncated = ["Bob_Jones/Bob_Jones_0004.jpg", "Bob_Jones/Bob_Jones_0001.jpg"]
+    assert main([*args, *truncated, *landmarks]) == 2
+    err = capsys.readouterr().err
+    assert "Bob_Jones/Bob_Jones_0004: quarantined (truncated)" in err and "Traceback" not in err

@@ -1,16 +1,17 @@
 """``kind: folder`` through Snakemake: a scratch copy of the workflow trains pixels + PCA on one
 folder of SynthFaces photos and scores another folder's CSV pairs (``lfw_pairs``), with no
-network and no other dataset."""
+network and no other dataset; ``facerepro verify`` on the raw folder gives the same answer."""
 
 import json
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from folder_faces import write_faces, write_landmarks
-from workflow_repo import ROOT, run
+from workflow_repo import ROOT, run, stdout
 
 TARGET = "results/metrics/pca/pairs.json"
 
@@ -69,5 +70,20 @@ def test_a_folder_is_evaluated_by_its_own_pairs(tmp_path):
     plan = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
             "config/folder.yaml", "-n", "--", TARGET]
     assert "Nothing to be done" in run(repo, *plan)
+
+    # the one-off path cleans, aligns and embeds the raw folder itself: the workflow's numbers
+    verify = [sys.executable, "-m", "facerepro.cli", "verify", str(test), str(test / "pairs.csv"),
+              "--run", "pca", "--config", "config/folder.yaml", "--landmarks",
+              str(test / "landmarks.txt"), "--work", str(tmp_path / "work"), "--threads", "2"]
+    one_off = json.loads(stdout(repo, *verify))
+    workflow = metrics["scorers"]["cosine"]
+    assert one_off["per_fold"] == workflow["per_fold"] and one_off["n"] == workflow["n"]
+    assert one_off["images"] == {"found": 13, "kept": 13, "quarantined": 0}
+    assert one_off["faces"]["counts"] == {"fallback": 0, "multi_face": 0, "dropped": 0}
+    ours = np.load(tmp_path / "work/features.npz")
+    theirs = np.load(repo / "results/features/pca/mine/faces/all.npz")
+    assert (ours["image_id"] == theirs["image_id"]).all()
+    np.testing.assert_array_equal(ours["features"], theirs["features"])
+
     (test / "Ben/Ben_0009.jpg").write_bytes((test / "Ben/Ben_0002.png").read_bytes())
     assert "rule extract:" in run(repo, *plan)

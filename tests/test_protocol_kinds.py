@@ -7,11 +7,13 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from facerepro import degrade, features
 from facerepro.data.protocols import read_pairs
 from facerepro.evaluation import metrics
+from facerepro.evaluation.analysis import angular_fisher_terms, fisher_ratio
 from facerepro.evaluation.compact_search import compact_search, lut_attribute
 from facerepro.evaluation.context import ProtocolContext
 from facerepro.evaluation.identification import megaface_identification
@@ -695,3 +697,32 @@ def test_run_protocol_refuses_an_unknown_kind(tmp_path):
         run_protocol("r", "p", {"kind": "nonsense"}, [path], tmp_path, tmp_path / "m.json",
                      {"net_options": {}})
     assert not (tmp_path / "m.json").exists()
+
+
+def test_set_kinds_leave_out_the_second_copy_of_a_duplicate_photo(tmp_path):
+    """An evaluation part keeps a byte-duplicate addressable for its pairs; a kind that scores
+    a set of faces counts it once. Here A's first photo is stored twice (A_0003)."""
+    ids = ["lfw/A/A_0001", "lfw/A/A_0002", "lfw/A/A_0003", "lfw/B/B_0001", "lfw/B/B_0002",
+           "lfw/C/C_0001", "lfw/C/C_0002"]
+    who = np.array([i.split("/")[1] for i in ids])
+    feats = np.random.default_rng(3).normal(size=(len(ids), 5)).astype(np.float32)
+    feats[2] = feats[0]
+    path = tmp_path / "f.npz"
+    np.savez(path, features=feats, image_id=np.array(ids), identity=who, flip_merge="none")
+    manifest = pd.DataFrame({"image_id": ids, "status": "kept",
+                             "duplicate_of": ["", "", "lfw/A/A_0001", "", "", "", ""]})
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    protocol = {"kind": "angular_fisher", "min_images": 1}
+
+    marked = run_protocol("r", "afs", protocol, [path], tmp_path, tmp_path / "m.json", {},
+                          manifest_path=tmp_path / "manifest.parquet")
+    unmarked = run_protocol("r", "afs", protocol, [path], tmp_path, tmp_path / "u.json", {})
+    assert marked["provenance"]["duplicates_left_out"] == 1
+    assert unmarked["provenance"]["duplicates_left_out"] == 0
+    assert marked["scorers"]["angular"]["n"]["images"] == 6
+    assert unmarked["scorers"]["angular"]["n"]["images"] == 7
+    # the same as the six distinct photos scored directly
+    s_w, s_b = angular_fisher_terms(np.delete(feats, 2, 0), np.delete(who, 2))
+    assert marked["scorers"]["angular"]["values"]["afs"] == pytest.approx(fisher_ratio(s_w, s_b))
+    assert unmarked["scorers"]["angular"]["values"]["afs"] != pytest.approx(
+        fisher_ratio(s_w, s_b))

@@ -37,6 +37,11 @@ def run(cwd: Path, *cmd: str, timeout: float = 600) -> str:
     return out.stdout + out.stderr
 
 
+def stdout(cwd: Path, *cmd: str, timeout: float = 600) -> str:
+    """The command's stdout alone (its answer, without the log); it must succeed."""
+    return _run(cwd, *cmd, timeout=timeout).stdout
+
+
 def dvc(cwd: Path, *args: str, timeout: float = 600) -> str:
     return run(cwd, sys.executable, "-m", "dvc", *args, timeout=timeout)
 

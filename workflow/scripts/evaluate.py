@@ -12,4 +12,4 @@ run_protocol(run=snakemake.wildcards.run, name=snakemake.wildcards.protocol,
              dataset_root=params.root, dest=snakemake.output[0], run_config=params.run,
              jb_train_path=snakemake.input.get("jb_train"),
              train_path=snakemake.input.get("train"), train_root=params.train_root,
-             faces_path=snakemake.input.faces)
+             faces_path=snakemake.input.faces, manifest_path=snakemake.input.manifest)

@@ -110,7 +110,9 @@ def dataset_landmarks(root: str | Path, layout: str, paths: pd.Series) -> np.nda
                 out[i] = table[key]
                 break
         else:
-            raise KeyError(f"{file} has no landmarks for {p}")
+            raise KeyError(f"{file} has no landmarks for {p}: add its line "
+                           f"({PurePosixPath(*parts[1:])} x1 y1 ... x5 y5), or leave the "
+                           f"landmarks file out to detect the faces with MTCNN")
     return out
 
 

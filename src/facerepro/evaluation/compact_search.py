@@ -303,7 +303,7 @@ class LookupTableClassifier(ClassifierMixin, BaseEstimator):
 def compact_search(ctx: ProtocolContext) -> dict[str, dict]:
     """Recall of a face's other images against the fraction of code bins visited, bins in
     ascending distance from the query's code (Compact int32 Fig. 5)."""
-    codes, _, identity = features.load(ctx.features_path)
+    codes, _, identity = ctx.set_features()
     curve = search_recall_curve(codes.astype(np.int64), identity, ctx.bits,
                                 ctx.protocol["min_images"])
     values = {f"recall@bins={f:g}": recall_at_bins_fraction(curve, f)

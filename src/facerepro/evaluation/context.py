@@ -51,7 +51,9 @@ class ProtocolContext:
     ``train_path`` and ``train_root`` the training faces' features and dataset of a look-up
     table; ``provenance`` the metrics file's record of what was read; ``dropped`` the image ids
     of the protocol's dataset that the face policy left unaligned
-    (:mod:`facerepro.align.face_policy`), which no features file holds.
+    (:mod:`facerepro.align.face_policy`), which no features file holds; ``manifest_path`` the
+    dataset's manifest, whose ``duplicate_of`` marks the second copies of byte-identical photos
+    (an evaluation part keeps them addressable for its pairs, :mod:`facerepro.data.clean`).
     """
 
     protocol: dict
@@ -63,11 +65,31 @@ class ProtocolContext:
     train_root: str | Path | None = None
     provenance: dict = field(default_factory=dict)
     dropped: frozenset[str] = frozenset()
+    manifest_path: str | Path | None = None
 
     @property
     def features_path(self) -> str | Path:
         """The features of the protocol's own view."""
         return self.features_paths[0]
+
+    def set_features(self, layer: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(features, image_id, identity) of the protocol's view for a kind that scores a set
+        of faces (a gallery, clusters, a retrieval database), without the second copies of
+        byte-identical photos: there a copy would count as one more photo of its person and
+        match its original for free. The provenance records how many as
+        ``duplicates_left_out``. The manifest is read here, not by every kind: parquet costs a
+        pair-scoring job its import."""
+        feats, image_ids, identity = features.load(self.features_path, layer)
+        copies: list[str] = []
+        if self.manifest_path is not None:
+            manifest = pd.read_parquet(self.manifest_path,
+                                       columns=["image_id", "status", "duplicate_of"])
+            marked = (manifest["status"] == "kept") & (manifest["duplicate_of"] != "")
+            copies = manifest.loc[marked, "image_id"].tolist()
+        copy = np.isin(image_ids, np.array(copies, dtype=str))
+        self.provenance["duplicates_left_out"] = int(copy.sum())
+        return feats[~copy], image_ids[~copy], identity[~copy]
 
     @property
     def bits(self) -> int:

@@ -101,8 +101,9 @@ def video_verification(ctx: ProtocolContext) -> dict[str, dict]:
 
 
 def _test_features(ctx: ProtocolContext) -> tuple[np.ndarray, np.ndarray]:
-    """The features of the protocol's layer and the identity of each row."""
-    feats, _, identity = features.load(ctx.features_path, ctx.protocol.get("layer"))
+    """The features of the protocol's layer and the identity of each row, one row per
+    distinct photo."""
+    feats, _, identity = ctx.set_features(ctx.protocol.get("layer"))
     return feats, identity
 
 
@@ -145,7 +146,7 @@ def megaface(ctx: ProtocolContext) -> dict[str, dict]:
     the smallest FAR they resolve, ``min_far`` = 1 / pairs (one false accept).
     """
     protocol, layer = ctx.protocol, ctx.protocol.get("layer")
-    probes, names, identity = features.load(ctx.features_paths[0], layer)
+    probes, names, identity = ctx.set_features(layer)
     distractors_path = ctx.features_paths[1]
     distractors, _, _ = features.load(distractors_path, layer)
     ctx.provenance.update(distractors=str(distractors_path),
@@ -233,13 +234,15 @@ def run_protocol(run: str, name: str, protocol: dict, features_paths: Sequence[s
                  jb_train_path: str | Path | None = None,
                  train_path: str | Path | None = None,
                  train_root: str | Path | None = None,
-                 faces_path: str | Path | None = None) -> dict:
+                 faces_path: str | Path | None = None,
+                 manifest_path: str | Path | None = None) -> dict:
     """Evaluate one run on one configured protocol and write the metrics file.
 
     The arguments are those of :class:`~facerepro.evaluation.context.ProtocolContext`;
     ``faces_path`` is the face policy's summary of the protocol's dataset
     (:mod:`facerepro.align.face_policy`): its counts of fallbacks, multi-face choices and
-    drops go to the provenance as ``faces``, its dropped ids to the context.
+    drops go to the provenance as ``faces``, its dropped ids to the context; ``manifest_path``
+    is the dataset's manifest (its byte-duplicates).
     """
     kind = KINDS[protocol["kind"]]
     main = features_paths[0]
@@ -252,5 +255,6 @@ def run_protocol(run: str, name: str, protocol: dict, features_paths: Sequence[s
         provenance["faces"] = {"dataset": protocol["dataset"],
                                **{k: v for k, v in faces.items() if k != "ids"}}
     ctx = ProtocolContext(protocol, features_paths, dataset_root, run_config, jb_train_path,
-                          train_path, train_root, provenance=provenance, dropped=dropped)
+                          train_path, train_root, provenance=provenance, dropped=dropped,
+                          manifest_path=manifest_path)
     return metrics.write(dest, run, name, protocol["kind"], kind(ctx), ctx.provenance)
