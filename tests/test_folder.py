@@ -290,6 +290,8 @@ def test_verify_a_raw_folder_embeds_it_and_names_what_is_missing(tmp_path, monke
 
     assert main(["verify", str(folder), *pair]) == 2
     assert "needs --run" in capsys.readouterr().err
+    assert main(["verify", "nowhere", *pair, "--run", "net", "--config", "c.yaml"]) == 2
+    assert "nowhere: no such folder or archive" in capsys.readouterr().err
     assert main([*args, *pair, "--run", "net"]) == 2
     assert "results/models/net/model.pt is missing: train the run first" in \
         capsys.readouterr().err

@@ -50,6 +50,9 @@ def embed_folder(folder: str | Path, config: dict, run: str, work: str | Path,
 
     ``landmarks`` (``Alice/1.jpg x1 y1 ... x5 y5`` per line) replaces MTCNN.
     """
+    if not Path(folder).exists():
+        raise FolderError(f"{folder}: no such folder or archive (relative paths are from "
+                          f"{Path.cwd()}); give the folder of person folders")
     if run not in config["runs"]:
         raise FolderError(f"run {run!r} is not in the config; it has {sorted(config['runs'])}")
     model = Path(paths.model(run))
