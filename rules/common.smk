@@ -1,7 +1,7 @@
 # Helpers shared by the rules: what the config asks for, as artifact paths.
 import os
 
-from facerepro.config import FITTED_METHODS, evaluations
+from facerepro.config import FITTED_METHODS, evaluations, run_settings
 from facerepro.data import folder, registry
 from facerepro.training import gpu
 from facerepro.views import View, protocol_view, protocol_views

@@ -16,7 +16,7 @@ rule evaluate:
         protocol=lambda wc: config["protocols"][wc.protocol],
         root=lambda wc: paths.extracted(config["protocols"][wc.protocol]["dataset"]),
         train_root=lambda wc: train_root(config["protocols"][wc.protocol]),
-        run=lambda wc: config["runs"][wc.run],
+        run=lambda wc: run_settings(config["runs"][wc.run]),
     log:
         paths.log("evaluate", "{run}/{protocol}"),
     benchmark:

@@ -8,7 +8,7 @@ rule train:
         model=paths.model(),
         info=paths.model_info(),
     params:
-        run=lambda wc: config["runs"][wc.run],
+        run=lambda wc: run_settings(config["runs"][wc.run]),
         checkpoints=lambda wc: paths.checkpoints(wc.run),
         root=lambda wc: paths.extracted(config["runs"][wc.run]["train"]),
         device=config["device"],

@@ -89,7 +89,7 @@ def test_a_fresh_clone_after_pull_runs_nothing(repo, clone):
 
 @pytest.mark.e2e
 def test_experiment_with_a_changed_parameter(clone):
-    # up to the evaluate stage: the report stage's re-run is test_repro's, and costs a minute
+    # up to the evaluate stage: test_repro already checks the report stage
     out = dvc(clone, "exp", "run", "evaluate", "-S",
               "config/config.yaml:protocols.lfw_selectiveness.identities=4")
     ran = set(re.findall(r"Running stage '([^']+)'", out))

@@ -6,7 +6,14 @@ import pytest
 import yaml
 from test_config import ROOT, _dry_run_jobs
 
-from facerepro.config import ConfigError, base_run, evaluations, seed_groups, validate
+from facerepro.config import (
+    ConfigError,
+    base_run,
+    evaluations,
+    run_settings,
+    seed_groups,
+    validate,
+)
 from facerepro.evaluation import uncertainty
 from facerepro.report.groups import category
 from facerepro.report.html import deviations
@@ -186,3 +193,14 @@ def test_seeds_without_items_are_tested_on_their_values():
     assert table["claims"][0]["status"] == HELD
     low, high = table["rows"][0]["cells"][0]["interval"]
     assert 90.0 <= low < 91.0 < high <= 92.0
+
+
+def test_seeding_a_run_leaves_its_trained_settings_as_they_were():
+    """The train and evaluate jobs take ``run_settings``: a run given more seeds keeps the
+    params it had, so Snakemake retrains only the new replicates, not the run itself."""
+    plain = validate(yaml.safe_load((ROOT / "config/test.yaml").read_text()))
+    seeded = validate(_seeded(softmax=[0, 1, 2]))
+    assert seeded["runs"]["softmax"]["seeds"] == [0, 1, 2]
+    assert run_settings(seeded["runs"]["softmax"]) == run_settings(plain["runs"]["softmax"])
+    assert run_settings(seeded["runs"]["softmax@seed1"]) == {
+        **run_settings(plain["runs"]["softmax"]), "seed": 1}

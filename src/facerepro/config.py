@@ -134,6 +134,12 @@ def base_run(name: str) -> str:
     return name.split(_SEPARATOR)[0]
 
 
+def run_settings(run: dict) -> dict:
+    """A run's settings less ``seeds``: what its model and metrics depend on. ``seeds`` names
+    its replicates (each a run of its own), so seeding a run retrains only the new seeds."""
+    return {k: v for k, v in run.items() if k != "seeds"}
+
+
 def _expand_seeds(config: dict, source: str) -> None:
     """Add a replicate run per extra seed of a run's ``seeds``, right after the run, and to
     every protocol that scores the run. A replicate starts from the same-seed replicate of its
@@ -155,7 +161,7 @@ def _expand_seeds(config: dict, source: str) -> None:
     for name, replicates in expected.items():
         expanded[name] = runs[name]
         for replicate, seed in zip(replicates, runs[name].get("seeds", [])[1:], strict=True):
-            copy = {k: v for k, v in json.loads(json.dumps(runs[name])).items() if k != "seeds"}
+            copy = run_settings(json.loads(json.dumps(runs[name])))
             copy["seed"] = seed
             init = copy.get("init_from")
             if init is not None and seed in runs[init].get("seeds", ())[1:]:
