@@ -200,12 +200,14 @@ def best(results: list[dict]) -> dict:
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 # The default config's runs on its other nets (sphere4's runs are the main rows).
 OTHER_NETS = ("facenet", "deepid2plus", "compact_32x1")
-VARIANTS = {"fp32": {"precision": "fp32"},
-            "bf16": {"precision": "bf16"},
-            "channels_last": {"precision": "fp32", "channels_last": True},
-            "bf16 + channels_last": {"precision": "bf16", "channels_last": True},
-            "compile": {"precision": "fp32", "compile": True},
-            "compile + bf16": {"precision": "bf16", "compile": True}}
+# Each variant sets every switch: the default config's runs set some themselves.
+_EAGER = {"precision": "fp32", "channels_last": False, "compile": False}
+VARIANTS = {"fp32": _EAGER,
+            "bf16": {**_EAGER, "precision": "bf16"},
+            "channels_last": {**_EAGER, "channels_last": True},
+            "bf16 + channels_last": {**_EAGER, "precision": "bf16", "channels_last": True},
+            "compile": {**_EAGER, "compile": True},
+            "compile + bf16": {**_EAGER, "precision": "bf16", "compile": True}}
 EAGER_OF = {"compile": "fp32", "compile + bf16": "bf16"}    # what a compiled variant must beat
 
 

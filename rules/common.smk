@@ -146,6 +146,13 @@ def gpus_per_job(gpus):
     return gpus if gpu.uses_cuda(config["device"]) else 0
 
 
+def compute_threads(wc):
+    """Threads of a train or features job: on CUDA the machine's (the loader and host work of
+    a GPU job), on the CPU `cpu_threads`. Two 1-thread trainings side by side outrun one on 2
+    threads, and a job's numbers then do not depend on how many cores the machine has."""
+    return workflow.cores if gpu.uses_cuda(config["device"]) else config["cpu_threads"]
+
+
 def train_gpus(wc):
     """A fitted baseline (PCA of pixels or LBP) computes on the CPU: it holds no GPU."""
     run = config["runs"][wc.run]

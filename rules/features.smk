@@ -18,7 +18,7 @@ rule features:
         paths.log("features", "{run}/{evalset}/{view}"),
     benchmark:
         paths.benchmark("features", "{run}/{evalset}/{view}")
-    threads: workflow.cores
+    threads: compute_threads
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

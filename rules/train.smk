@@ -18,7 +18,7 @@ rule train:
         paths.log("train", "{run}"),
     benchmark:
         paths.benchmark("train", "{run}")
-    threads: workflow.cores
+    threads: compute_threads
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

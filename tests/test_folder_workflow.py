@@ -74,7 +74,7 @@ def test_a_folder_is_evaluated_by_its_own_pairs(tmp_path):
     # the one-off path cleans, aligns and embeds the raw folder itself: the workflow's numbers
     verify = [sys.executable, "-m", "facerepro.cli", "verify", str(test), str(test / "pairs.csv"),
               "--run", "pca", "--config", "config/folder.yaml", "--landmarks",
-              str(test / "landmarks.txt"), "--work", str(tmp_path / "work"), "--threads", "2"]
+              str(test / "landmarks.txt"), "--work", str(tmp_path / "work")]
     one_off = json.loads(stdout(repo, *verify))
     workflow = metrics["scorers"]["cosine"]
     assert one_off["per_fold"] == workflow["per_fold"] and one_off["n"] == workflow["n"]

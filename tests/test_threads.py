@@ -2,10 +2,13 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
+from test_config import ROOT, _snakemake
 
 from facerepro.threads import ENV_VARS, use_threads
 
@@ -89,3 +92,28 @@ def test_torchrun_workers_share_the_jobs_threads(monkeypatch, job_threads, worke
     [env] = started
     assert {var: env[var] for var in ENV_VARS} == dict.fromkeys(ENV_VARS, share)
     assert os.environ["OMP_NUM_THREADS"] == job_threads       # this process keeps its own
+
+
+def _planned_threads(tmp_path, cpu_threads: int) -> dict[str, set[int]]:
+    """The threads `snakemake -n --cores 4` gives each rule's jobs (a dry run prints a job's
+    threads only when they are more than 1)."""
+    config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    config["cpu_threads"] = cpu_threads
+    path = tmp_path / f"threads{cpu_threads}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = _snakemake("-n", "--cores", "4", "--configfile", str(path), "--workflow-profile",
+                     "none", "--directory", str(tmp_path / f"work{cpu_threads}"),
+                     "-s", str(ROOT / "Snakefile"))
+    assert out.returncode == 0, out.stderr + out.stdout
+    planned: dict[str, set[int]] = {}
+    for job in out.stdout.split("\nrule ")[1:]:
+        threads = re.search(r"^\s+threads: (\d+)$", job, re.MULTILINE)
+        planned.setdefault(job.split(":")[0], set()).add(int(threads[1]) if threads else 1)
+    return planned
+
+
+def test_cpu_jobs_take_cpu_threads_whatever_the_cores(tmp_path):
+    one, three = _planned_threads(tmp_path, 1), _planned_threads(tmp_path, 3)
+    for rule in ("train", "features"):
+        assert one[rule] == {1} and three[rule] == {3}
+    assert one["align"] == three["align"] == {2}        # a rule's own threads are kept

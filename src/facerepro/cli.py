@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from contextlib import nullcontext
@@ -67,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     photos.add_argument("--work", help="keep the cleaned, aligned and embedded folder here "
                                        "(default: a temporary folder, removed after)")
     photos.add_argument("--device", default="cpu")
-    photos.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    photos.add_argument("--threads", type=int,
+                        help="threads to compute on (default: the config's cpu_threads, as "
+                             "the workflow's features jobs, so the features are the same)")
     args = parser.parse_args(argv)
 
     if args.command == "validate":
@@ -101,14 +102,16 @@ def _verify(args: argparse.Namespace) -> dict:
     if args.run is None:
         raise ValueError(f"{args.source} is not a features file (.npz): a folder of photos "
                          f"needs --run, the trained run whose net embeds it")
-    use_threads(args.threads)
+    config = load(args.config)
+    threads = args.threads or config["cpu_threads"]
+    use_threads(threads)
     from facerepro.embed_folder import embed_folder
 
     work = nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(
         prefix="facerepro_verify_")
     with work as folder:
-        found = embed_folder(args.source, load(args.config), args.run, folder, args.layout,
-                             args.landmarks, args.device, args.threads)
+        found = embed_folder(args.source, config, args.run, folder, args.layout,
+                             args.landmarks, args.device, threads)
         feats, image_ids, _ = features.load(found.features)
     try:
         result = _score(args, feats, image_ids)
