@@ -103,7 +103,7 @@ def _verify(args: argparse.Namespace) -> dict:
         raise ValueError(f"{args.source} is not a features file (.npz): a folder of photos "
                          f"needs --run, the trained run whose net embeds it")
     config = load(args.config)
-    threads = args.threads or config["cpu_threads"]
+    threads = config["cpu_threads"] if args.threads is None else args.threads
     use_threads(threads)
     from facerepro.embed_folder import embed_folder
 
