@@ -45,6 +45,7 @@ rule landmarks:
     benchmark:
         paths.benchmark("landmarks", "{dataset}")
     threads: 2
+    priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
     script:
@@ -70,6 +71,7 @@ rule faces:
     benchmark:
         paths.benchmark("faces", "{dataset}")
     threads: 1
+    priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
     script:
@@ -102,6 +104,7 @@ rule align:
     benchmark:
         paths.benchmark("align", "{dataset}/{template}")
     threads: 2
+    priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

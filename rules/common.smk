@@ -146,6 +146,13 @@ def gpus_per_job(gpus):
     return gpus if gpu.uses_cuda(config["device"]) else 0
 
 
+# Job order on few cores (Snakemake starts the ready job of highest priority first): the data,
+# which every training waits on, then the trainings, the long jobs; features and evaluations
+# fill the cores around them. Without it Snakemake preferred jobs with large inputs, started
+# the longest trainings late and ran them alone at the end, one core idle (issue 21).
+PRIORITY_DATA, PRIORITY_TRAIN = 2, 1
+
+
 def compute_threads(wc):
     """Threads of a train or features job: on CUDA the machine's (the loader and host work of
     a GPU job), on the CPU `cpu_threads`. Two 1-thread trainings side by side outrun one on 2

@@ -32,6 +32,7 @@ rule fetch:
     benchmark:
         paths.benchmark("fetch", "{source}/{file}")
     threads: 1
+    priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
     script:
@@ -52,6 +53,7 @@ rule extract:
     benchmark:
         paths.benchmark("extract", "{dataset}")
     threads: 1
+    priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
     script:
@@ -84,6 +86,7 @@ rule clean:
     benchmark:
         paths.benchmark("clean", "{dataset}")
     threads: 4
+    priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

@@ -19,6 +19,7 @@ rule train:
     benchmark:
         paths.benchmark("train", "{run}")
     threads: compute_threads
+    priority: PRIORITY_TRAIN
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

@@ -94,9 +94,9 @@ def test_torchrun_workers_share_the_jobs_threads(monkeypatch, job_threads, worke
     assert os.environ["OMP_NUM_THREADS"] == job_threads       # this process keeps its own
 
 
-def _planned_threads(tmp_path, cpu_threads: int) -> dict[str, set[int]]:
-    """The threads `snakemake -n --cores 4` gives each rule's jobs (a dry run prints a job's
-    threads only when they are more than 1)."""
+def _planned(tmp_path, cpu_threads: int, setting: str = "threads") -> dict[str, set[int]]:
+    """The threads (or priority) `snakemake -n --cores 4` gives each rule's jobs (a dry run
+    prints a job's threads only when they are more than 1, its priority only when not 0)."""
     config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
     config["cpu_threads"] = cpu_threads
     path = tmp_path / f"threads{cpu_threads}.yaml"
@@ -106,14 +106,27 @@ def _planned_threads(tmp_path, cpu_threads: int) -> dict[str, set[int]]:
                      "-s", str(ROOT / "Snakefile"))
     assert out.returncode == 0, out.stderr + out.stdout
     planned: dict[str, set[int]] = {}
+    unset = 1 if setting == "threads" else 0
     for job in out.stdout.split("\nrule ")[1:]:
-        threads = re.search(r"^\s+threads: (\d+)$", job, re.MULTILINE)
-        planned.setdefault(job.split(":")[0], set()).add(int(threads[1]) if threads else 1)
+        value = re.search(rf"^\s+{setting}: (\d+)$", job, re.MULTILINE)
+        planned.setdefault(job.split(":")[0], set()).add(int(value[1]) if value else unset)
     return planned
 
 
 def test_cpu_jobs_take_cpu_threads_whatever_the_cores(tmp_path):
-    one, three = _planned_threads(tmp_path, 1), _planned_threads(tmp_path, 3)
+    one, three = _planned(tmp_path, 1), _planned(tmp_path, 3)
     for rule in ("train", "features"):
         assert one[rule] == {1} and three[rule] == {3}
     assert one["align"] == three["align"] == {2}        # a rule's own threads are kept
+
+
+DATA_RULES = ("fetch", "extract", "clean", "landmarks", "faces", "align")
+
+
+def test_data_jobs_start_before_trainings_and_trainings_before_the_rest(tmp_path):
+    """On two cores, the long trainings must not be left to the end to run alone."""
+    priority = _planned(tmp_path, 1, "priority")
+    data = set.union(*(priority[rule] for rule in DATA_RULES))
+    rest = set.union(*(v for rule, v in priority.items() if rule not in ("train", *DATA_RULES)))
+    assert len(data) == len(priority["train"]) == 1
+    assert min(data) > min(priority["train"]) > max(rest)
