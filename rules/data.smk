@@ -13,6 +13,7 @@ rule synth_mirror:
     benchmark:
         paths.benchmark("synth_mirror", "{source}")
     threads: 2
+    priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
     script:

@@ -120,7 +120,7 @@ def test_cpu_jobs_take_cpu_threads_whatever_the_cores(tmp_path):
     assert one["align"] == three["align"] == {2}        # a rule's own threads are kept
 
 
-DATA_RULES = ("fetch", "extract", "clean", "landmarks", "faces", "align")
+DATA_RULES = ("synth_mirror", "fetch", "extract", "clean", "landmarks", "faces", "align")
 
 
 def test_data_jobs_start_before_trainings_and_trainings_before_the_rest(tmp_path):
