@@ -44,7 +44,7 @@ rule landmarks:
         paths.log("landmarks", "{dataset}"),
     benchmark:
         paths.benchmark("landmarks", "{dataset}")
-    threads: 2
+    threads: data_threads(2)
     priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"
@@ -103,7 +103,7 @@ rule align:
         paths.log("align", "{dataset}/{template}"),
     benchmark:
         paths.benchmark("align", "{dataset}/{template}")
-    threads: 2
+    threads: data_threads(2)
     priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"

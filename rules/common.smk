@@ -160,6 +160,14 @@ def compute_threads(wc):
     return workflow.cores if gpu.uses_cuda(config["device"]) else config["cpu_threads"]
 
 
+def data_threads(threads):
+    """Threads of a data-preparation job: its rule's own on CUDA, where the trainings take the
+    whole machine; on the CPU `cpu_threads`, as every train and features job. Snakemake never
+    holds a core free for a wider job: on two cores a 2-thread align waited while 1-thread
+    trainings kept starting, and CelebA's trainings ran alone at the end (issue 21)."""
+    return lambda wc: threads if gpu.uses_cuda(config["device"]) else config["cpu_threads"]
+
+
 def train_gpus(wc):
     """A fitted baseline (PCA of pixels or LBP) computes on the CPU: it holds no GPU."""
     run = config["runs"][wc.run]

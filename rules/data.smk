@@ -86,7 +86,7 @@ rule clean:
         paths.log("clean", "{dataset}"),
     benchmark:
         paths.benchmark("clean", "{dataset}")
-    threads: 4
+    threads: data_threads(4)
     priority: PRIORITY_DATA
     conda:
         "../workflow/envs/facerepro.yaml"

@@ -103,3 +103,24 @@ def test_the_training_forward_runs_in_the_precision_used(shard, tmp_path, monkey
     # the weights stay fp32 whatever the arithmetic
     saved = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
     assert {t.dtype for t in saved.values() if t.is_floating_point()} == {torch.float32}
+
+
+def test_the_loss_computes_in_fp32_under_bf16_autocast():
+    """CLMLE's margins (here 1e-4) lie below bf16's resolution of a cosine: in bf16 the loss
+    would not see them. Under autocast the trainer's objective must give the fp32 value."""
+    from facerepro.losses.clmle import CLMLELoss
+    from facerepro.training.trainer import Objective
+
+    torch.manual_seed(0)
+    embeddings = torch.randn(24, 16)
+    labels = torch.arange(24) % 4
+    target = torch.stack([labels, labels * 2 + torch.arange(24) % 2], dim=1)
+    loss = CLMLELoss(num_classes=4, class_sizes=[6, 6, 6, 6], a1=1e-3, a2=1e-3)
+    assert 0 < float(loss.margin_between) < 2e-3
+    objective = Objective(torch.nn.Identity(), loss)
+    exact = objective(embeddings, target)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = objective(embeddings, target)
+        bare = loss(embeddings, target)       # the loss on its own, as before: in bf16
+    assert cast.dtype == torch.float32 and torch.equal(cast, exact)
+    assert not torch.allclose(bare, exact, rtol=1e-4, atol=0)   # the check could fail

@@ -94,15 +94,17 @@ def test_torchrun_workers_share_the_jobs_threads(monkeypatch, job_threads, worke
     assert os.environ["OMP_NUM_THREADS"] == job_threads       # this process keeps its own
 
 
-def _planned(tmp_path, cpu_threads: int, setting: str = "threads") -> dict[str, set[int]]:
+def _planned(tmp_path, cpu_threads: int, setting: str = "threads",
+             device: str = "cpu") -> dict[str, set[int]]:
     """The threads (or priority) `snakemake -n --cores 4` gives each rule's jobs (a dry run
     prints a job's threads only when they are more than 1, its priority only when not 0)."""
     config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
-    config["cpu_threads"] = cpu_threads
-    path = tmp_path / f"threads{cpu_threads}.yaml"
+    config["cpu_threads"], config["device"] = cpu_threads, device
+    name = f"{device}{cpu_threads}"
+    path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     out = _snakemake("-n", "--cores", "4", "--configfile", str(path), "--workflow-profile",
-                     "none", "--directory", str(tmp_path / f"work{cpu_threads}"),
+                     "none", "--directory", str(tmp_path / name),
                      "-s", str(ROOT / "Snakefile"))
     assert out.returncode == 0, out.stderr + out.stdout
     planned: dict[str, set[int]] = {}
@@ -113,11 +115,25 @@ def _planned(tmp_path, cpu_threads: int, setting: str = "threads") -> dict[str, 
     return planned
 
 
+COMPUTE_RULES = ("train", "features")
+WIDE_DATA_RULES = {"clean": 4, "landmarks": 2, "align": 2}     # their own threads on CUDA
+
+
 def test_cpu_jobs_take_cpu_threads_whatever_the_cores(tmp_path):
+    """Also the data jobs: a wider one would wait for two cores free at once while 1-thread
+    trainings keep starting."""
     one, three = _planned(tmp_path, 1), _planned(tmp_path, 3)
-    for rule in ("train", "features"):
+    for rule in (*COMPUTE_RULES, *WIDE_DATA_RULES):
         assert one[rule] == {1} and three[rule] == {3}
-    assert one["align"] == three["align"] == {2}        # a rule's own threads are kept
+    assert one["synth_mirror"] == three["synth_mirror"] == {2}   # the first job: runs alone
+
+
+def test_on_cuda_trainings_take_the_machine_and_data_jobs_their_own(tmp_path):
+    planned = _planned(tmp_path, 1, device="cuda")
+    for rule in COMPUTE_RULES:
+        assert planned[rule] == {4}
+    for rule, threads in WIDE_DATA_RULES.items():
+        assert planned[rule] == {threads}
 
 
 DATA_RULES = ("synth_mirror", "fetch", "extract", "clean", "landmarks", "faces", "align")

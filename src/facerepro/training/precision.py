@@ -1,13 +1,14 @@
 """The arithmetic a run trains in (``precision``): fp32, or bf16 autocast where it is native.
 
-``bf16`` runs the forward pass under ``torch.autocast(dtype=torch.bfloat16)``: convolutions and
-matrix products compute in bf16 and, on the CPU, the ops after them (softmax, sums, norms) keep
-their bf16 inputs; cross-entropy and the weights stay fp32, and the backward follows the
-forward's dtypes. It is used only where the hardware computes bf16 natively: CUDA devices that
-report it, and CPUs with AVX512-BF16 or AMX. Elsewhere autocast would still run, through slow
-emulation, so a run that asks for bf16 there trains in fp32 and says so in its log. ``auto`` is
-bf16 on CUDA (the speed of a GPU run) and fp32 on the CPU, so the default CPU config keeps its
-fp32 numbers; a bf16 CPU run is bit-identical run to run as well (``tests/test_determinism.py``).
+``bf16`` runs the forward pass under ``torch.autocast(dtype=torch.bfloat16)``: the net's
+convolutions and matrix products compute in bf16 and, on the CPU, the ops after them (softmax,
+sums, norms) keep their bf16 inputs; the loss (``trainer.Objective``) and the weights stay fp32,
+and the backward follows the forward's dtypes. It is used only where the hardware computes bf16
+natively: CUDA devices that report it, and CPUs with AVX512-BF16 or AMX. Elsewhere autocast
+would still run, through slow emulation, so a run that asks for bf16 there trains in fp32 and
+says so in its log. ``auto`` is bf16 on CUDA (the speed of a GPU run) and fp32 on the CPU, so
+the default CPU config keeps its fp32 numbers; a bf16 CPU run is bit-identical run to run as
+well (``tests/test_determinism.py``).
 """
 
 from __future__ import annotations

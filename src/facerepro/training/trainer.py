@@ -106,7 +106,9 @@ class Objective(nn.Module):
     """Net plus loss as one module, so DDP synchronises the loss's parameters too.
 
     A loss that reads more of the net than its output (DeepID2+'s layer-wise supervision)
-    has ``forward_from(model, x, y)``; any other is called on the net's output.
+    has ``forward_from(model, x, y)``; any other is called on the net's output, in fp32 also
+    under bf16 autocast: bf16 resolves a cosine to ~4e-3, and CLMLE's margins (Eq. 9) are
+    1e-4 and below, so in bf16 the loss could not see them.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module) -> None:
@@ -117,7 +119,9 @@ class Objective(nn.Module):
         forward_from = getattr(self.loss, "forward_from", None)
         if forward_from is not None:
             return forward_from(self.model, x, y)
-        return self.loss(self.model(x), y)
+        embeddings = self.model(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.loss(embeddings.float(), y)
 
 
 def build_optimizer(run: dict, params: list[nn.Parameter]) -> torch.optim.Optimizer:
