@@ -11,6 +11,7 @@ rule features:
     params:
         layers=lambda wc: config["runs"][wc.run]["feature_layers"],
         flip_merge=lambda wc: config["runs"][wc.run]["flip_merge"],
+        imbalance=lambda wc: config["runs"][wc.run].get("imbalance"),
         device=config["device"],
     resources:
         gpu=lambda wc: gpus_per_job(1),

@@ -8,15 +8,17 @@ import torch
 from test_protocol_kinds import save_features
 from torch.nn import functional as F
 
-from facerepro import config
+from facerepro import config, features
 from facerepro.align.shards import write_shard
-from facerepro.data.imbalance import power_law_sizes, power_law_split
+from facerepro.data.imbalance import POWER_LAW, power_law_faces, power_law_sizes, power_law_split
 from facerepro.evaluation.classification import attribute_prediction, imbalanced_classification
 from facerepro.evaluation.context import ProtocolContext
+from facerepro.features import extract
 from facerepro.losses.attribute_softmax import AttributeSoftmaxLoss
 from facerepro.models.attributes import AttributeNet
 from facerepro.training.clustering import ClusterBatches
 from facerepro.training.trainer import train, training_rows
+from facerepro.views import View
 
 # --- power-law subsampling (Table 8) ---------------------------------------------------------
 
@@ -181,6 +183,33 @@ def test_training_rows_reads_attributes_and_power_law_rows(shard, tmp_path):
     assert sorted(np.bincount(labels)) == [2, 3, 4, 8]         # 8 / c, rounded
 
 
+def test_the_powerlaw_view_embeds_the_runs_classes_with_their_roles(shard, tmp_path):
+    torch.set_num_threads(1)
+    shard_dir, _ = shard
+    index = pd.read_parquet(shard_dir / "index.parquet")
+    imbalance = {"gamma": 1.0, "classes": 4, "l_max": 8, "l_min": 0, "test_per_class": 2,
+                 "seed": 0}
+    run = config.default_run(method="softmax", net="sphere4", train="synth/casia",
+                             embedding_dim=4, iterations=2, batch_size=8, lr=0.01,
+                             imbalance=imbalance)
+    train("p", run, shard_dir, tmp_path / "m.pt", tmp_path / "m.json", tmp_path / "c", "cpu")
+    extract(tmp_path / "m.pt", shard_dir, tmp_path / "p.npz", View(POWER_LAW),
+            flip_merge="none", imbalance=imbalance)
+    extract(tmp_path / "m.pt", shard_dir, tmp_path / "t.npz", View("train"), flip_merge="none")
+    feats, ids, _ = features.load(tmp_path / "p.npz")
+    role = features.roles(tmp_path / "p.npz")
+    positions, _ = training_rows(run, index)
+    assert sorted(ids[role == "train"]) == sorted(index["image_id"][positions])
+    assert (role == "test").sum() == 4 * 2
+    assert not set(ids[role == "test"]) & set(ids[role == "train"])
+    # the same faces' features as the whole train split's file holds them
+    full, full_ids, _ = features.load(tmp_path / "t.npz")
+    row = pd.Series(np.arange(len(full_ids)), index=full_ids)
+    np.testing.assert_allclose(feats, full[row[ids]], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="imbalance"):
+        extract(tmp_path / "m.pt", shard_dir, tmp_path / "x.npz", View(POWER_LAW))
+
+
 def test_clmle_attributes_start_from_the_softmax_net(shard, tmp_path):
     torch.set_num_threads(1)
     shard_dir, _ = shard
@@ -260,19 +289,26 @@ def test_attribute_protocol_reads_each_attribute_from_its_own_head(tmp_path):
 
 def test_imbalanced_classification_scores_the_runs_own_test_faces(tmp_path):
     ids, who = _people({f"p{k}": 20 for k in range(4)})
+    imbalance = {"gamma": 1.0, "classes": 4, "l_max": 8, "l_min": 0, "test_per_class": 5,
+                 "seed": 0}
+    faces = power_law_faces(pd.DataFrame({"image_id": ids, "identity": who, "split": "train"}),
+                            imbalance)
     centres = {f"p{k}": np.eye(4)[k] for k in range(4)}
-    feats = np.stack([centres[p] for p in who]) + 0.05 * np.random.default_rng(0).normal(
-        size=(len(who), 4))
-    save_features(tmp_path / "f.npz", feats, ids, who)
-    run = {"imbalance": {"gamma": 1.0, "classes": 4, "l_max": 8, "l_min": 0,
-                         "test_per_class": 5, "seed": 0}}
+    feats = np.stack([centres[p] for p in faces["identity"]]) + 0.05 * np.random.default_rng(
+        0).normal(size=(len(faces), 4))
+    save_features(tmp_path / "f.npz", feats, faces["image_id"], faces["identity"],
+                  role=faces["role"])
     protocol = {"classifier": "knc", "cluster_size": 2, "seed": 0, "depth": 3}
     entry = imbalanced_classification(ProtocolContext(protocol, [tmp_path / "f.npz"], tmp_path,
-                                                      run))["knc"]
+                                                      {"imbalance": imbalance}))["knc"]
     assert entry["values"]["mean_class_balanced_accuracy"] == 1.0
     assert entry["n"] == {"classes": 4, "train": 8 + 4 + 3 + 2, "test": 20,
                           "largest_class": 8, "smallest_class": 2}
     assert entry["values"]["imbalance_ratio"] == 4.0
+    save_features(tmp_path / "all.npz", feats, faces["image_id"], faces["identity"])
+    with pytest.raises(KeyError, match="all.npz holds no roles"):
+        imbalanced_classification(ProtocolContext(protocol, [tmp_path / "all.npz"], tmp_path,
+                                                  {"imbalance": imbalance}))
     with pytest.raises(ValueError, match="imbalance"):
         imbalanced_classification(ProtocolContext(protocol, [tmp_path / "f.npz"], tmp_path, {}))
 

@@ -25,6 +25,10 @@ def test_valid_metrics_round_trip(tmp_path):
     (lambda e: e.pop("n"), "scorers.cosine"),
     (lambda e: e.update(extra=1), "scorers.cosine"),
     (lambda e: e["curves"]["roc"].pop("y"), "scorers.cosine.curves.roc"),
+    (lambda e: e.update(items={"accuracy_mean": {"ids": ["a", "b"], "values": [1.0, "x"]}}),
+     "scorers.cosine.items.accuracy_mean.values.1"),
+    (lambda e: e.update(items={"accuracy_mean": {"ids": ["a", 2], "values": [1.0, 0.0]}}),
+     "scorers.cosine.items.accuracy_mean.ids.1"),
 ])
 def test_invalid_metrics_are_never_written(tmp_path, break_it, where):
     entry = _entry()

@@ -27,11 +27,13 @@ from facerepro.views import BLOCK_SEED, View, protocol_views
 
 
 def save_features(path: Path, feats, image_ids, identities, flip_merge: str = "none",
-                  **named_layers) -> Path:
-    """A features npz as features.extract writes it (``named_layers``: name -> array)."""
+                  role=None, **named_layers) -> Path:
+    """A features npz as features.extract writes it (``named_layers``: name -> array; ``role``:
+    a powerlaw view's train / test per face)."""
+    roles = {} if role is None else {"role": np.asarray(role, dtype=str)}
     np.savez(path, features=np.asarray(feats, np.float32),
              image_id=np.asarray(image_ids, dtype=str), identity=np.asarray(identities, dtype=str),
-             flip_merge=flip_merge,
+             flip_merge=flip_merge, **roles,
              **{f"layer.{name}": np.asarray(v, np.float32) for name, v in named_layers.items()})
     return path
 

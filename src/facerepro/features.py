@@ -4,7 +4,8 @@ SphereFace and CLMLE test on ``[f(x), f(flip(x))]`` (``flip_merge: concat``); ``
 two, ``none`` keeps the original only. DeepID2+ reads several layers (FC-1..FC-4) at once:
 each requested module's output is captured by a forward hook. The npz stores the net's output
 as ``features``, every requested layer as ``layer.<name>``, how the flip was merged, and which
-image each row is, so protocols can look rows up by ``image_id``.
+image each row is, so protocols can look rows up by ``image_id`` (a ``powerlaw`` view: and its
+role, training or test face).
 
 Which images, shown how, is a :class:`~facerepro.views.View`; its name is the features file's.
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from facerepro.align.shards import read_shard
 from facerepro.atomic import atomic_path
+from facerepro.data.imbalance import POWER_LAW, power_law_faces
 from facerepro.views import View
 
 if TYPE_CHECKING:
@@ -101,24 +103,34 @@ def embed(model: nn.Module, images: np.ndarray, layers: Sequence[str] = (),
 
 def extract(model_path: str | Path, shard_dir: str | Path, dest: str | Path,
             view: View | None = None, layers: Sequence[str] = (), flip_merge: str = "concat",
-            batch_size: int = 256, device: torch.device | str = "cpu") -> None:
+            batch_size: int = 256, device: torch.device | str = "cpu",
+            imbalance: dict | None = None) -> None:
     """Features of the shard's images that ``view`` selects (default: all), as it shows them:
-    the net's output as ``features``, each named layer as ``layer.<name>``."""
+    the net's output as ``features``, each named layer as ``layer.<name>``. The ``powerlaw``
+    view takes the run's ``imbalance`` settings and also stores each face's ``role``."""
     from facerepro import models
 
     view = view or View()
     model = models.load(model_path, device)
     images, index = read_shard(shard_dir)
-    if view.subset != "all":
+    extra = {}
+    if view.subset == POWER_LAW:
+        if imbalance is None:
+            raise ValueError(f"the {POWER_LAW!r} view is a run's power-law classes: only a run "
+                             f"with an `imbalance` setting has one")
+        index = power_law_faces(index, imbalance)
+        extra["role"] = index["role"].to_numpy(dtype=str)
+    elif view.subset != "all":
         index = index[index["split"] == view.subset]
         if index.empty:
             raise ValueError(f"{shard_dir} has no images of split {view.subset!r}")
+    if view.subset != "all":
         images = images[index.index.to_numpy()]
     feats = embed(model, view.show(images), [OUTPUT, *layers], flip_merge, batch_size, device)
     with atomic_path(dest) as tmp:
         np.savez(tmp, features=feats.pop(OUTPUT), image_id=index["image_id"].to_numpy(dtype=str),
                  identity=index["identity"].to_numpy(dtype=str), flip_merge=flip_merge,
-                 **{f"layer.{name}": value for name, value in feats.items()})
+                 **extra, **{f"layer.{name}": value for name, value in feats.items()})
 
 
 def layers(path: str | Path) -> list[str]:
@@ -147,3 +159,11 @@ def load(path: str | Path, layer: str | None = None, original_only: bool = False
             if merge == "concat":
                 x = x[:, :x.shape[1] // 2]
         return x, data["image_id"], data["identity"]
+
+
+def roles(path: str | Path) -> np.ndarray:
+    """Each face's role (train / test) in a ``powerlaw`` view's features file."""
+    with np.load(path) as data:
+        if "role" not in data:
+            raise KeyError(f"{path} holds no roles: it is not a {POWER_LAW!r} view's features")
+        return data["role"]

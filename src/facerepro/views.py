@@ -1,9 +1,10 @@
 """Features views: which images of an evaluation set, shown to the net how; and the views a
 protocol reads.
 
-A :class:`View` names a subset (``all`` or a split such as ``holdout``), optionally another crop
-template than the run's own (FaceNet's center crop vs aligned test faces) and a test-time
-degradation (FaceNet Table 4; DeepID2+ occlusion, Figs. 16-17). Its ``name`` (``all``,
+A :class:`View` names a subset (``all``, a split such as ``holdout``, or ``powerlaw``: the faces
+of a run's power-law classes, :mod:`facerepro.data.imbalance`), optionally another crop template
+than the run's own (FaceNet's center crop vs aligned test faces) and a test-time degradation
+(FaceNet Table 4; DeepID2+ occlusion, Figs. 16-17). Its ``name`` (``all``,
 ``all~center_112x96``, ``all~jpeg10``, ``all~res0.033``, ``all~bottom0.3``, ``all~block30``) is
 the features file's name. Blocks are drawn with one fixed seed, so every run is scored on the
 same occluded faces.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from facerepro import degrade
-from facerepro.data.imbalance import TRAIN
+from facerepro.data.imbalance import POWER_LAW
 
 _DEGRADATIONS = {"jpeg_quality": (re.compile(r"jpeg(\d+)"), int),
                  "resolution": (re.compile(r"res(\d*\.?\d+)"), float),
@@ -33,8 +34,8 @@ BLOCK_SEED = 0
 
 @dataclass(frozen=True)
 class View:
-    """Which images of an evaluation set (``subset``: all or a split), through which crop
-    ``template`` (None: the run's own), degraded how (None: not at all)."""
+    """Which images of an evaluation set (``subset``: all, a split or powerlaw), through which
+    crop ``template`` (None: the run's own), degraded how (None: not at all)."""
 
     subset: str = "all"
     template: str | None = None
@@ -105,5 +106,5 @@ def protocol_views(protocol: dict) -> list[View]:
         return occlusion_views(protocol)
     view = protocol_view(protocol)
     if protocol["kind"] == "imbalanced_classification":
-        return [replace(view, subset=TRAIN)]
+        return [replace(view, subset=POWER_LAW)]
     return [view]

@@ -14,4 +14,4 @@ with leased_device(snakemake.params.device) as device:
     extract(model_path=snakemake.input.model, shard_dir=Path(snakemake.input.shard[0]).parent,
             dest=snakemake.output[0], view=View.parse(snakemake.wildcards.view),
             layers=snakemake.params.layers, flip_merge=snakemake.params.flip_merge,
-            device=device)
+            device=device, imbalance=snakemake.params.imbalance)

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 TRAIN, TEST = "train", "test"
+# The features view of a run's power-law classes: its training faces and their test faces.
+POWER_LAW = "powerlaw"
 
 
 def power_law_sizes(classes: int, gamma: float, l_max: float, l_min: float) -> np.ndarray:
@@ -56,3 +58,15 @@ def power_law_split(image_ids: np.ndarray, identity: np.ndarray, classes: int, g
                                    "rank": rank,
                                    "role": [TRAIN] * len(train) + [TEST] * len(test)}))
     return pd.concat(parts).sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def power_law_faces(index: pd.DataFrame, imbalance: dict) -> pd.DataFrame:
+    """The rows of a shard index that the power-law subsample of its ``train`` split chooses,
+    in shard order, with their ``role``: the faces a run with ``imbalance`` trains on (train)
+    and is scored on (test)."""
+    train = index[index["split"] == "train"]
+    split = power_law_split(train["image_id"].to_numpy(), train["identity"].to_numpy(),
+                            **imbalance)
+    role = split.set_index("image_id")["role"]
+    chosen = train[train["image_id"].astype(str).isin(role.index)]
+    return chosen.assign(role=role.loc[chosen["image_id"].astype(str)].to_numpy())

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from facerepro import features
-from facerepro.data.imbalance import TEST, TRAIN, power_law_split
+from facerepro.data.imbalance import TEST, TRAIN
 from facerepro.data.protocols import attributes_of, splits_of
 from facerepro.evaluation import metrics
 from facerepro.evaluation.attributes import balanced_accuracy, imbalance_level
@@ -103,7 +103,8 @@ def attribute_prediction(ctx: ProtocolContext) -> dict[str, dict]:
 def imbalanced_classification(ctx: ProtocolContext) -> dict[str, dict]:
     """Mean class-balanced accuracy on the power-law classes the run trained on (CLMLE Table 8):
     the classifier is fitted on the run's training faces and tested on the held-apart faces of
-    the same classes, ``test_per_class`` each."""
+    the same classes, ``test_per_class`` each (the ``powerlaw`` features view holds both, each
+    with its role)."""
     protocol, run_config = ctx.protocol, ctx.run_config
     if "imbalance" not in run_config:
         raise ValueError("imbalanced_classification scores runs trained on a power-law subsample:"
@@ -112,22 +113,24 @@ def imbalanced_classification(ctx: ProtocolContext) -> dict[str, dict]:
     from sklearn.metrics import balanced_accuracy_score
 
     feats, image_ids, identity = features.load(ctx.features_path, protocol.get("layer"))
-    split = power_law_split(image_ids, identity, **run_config["imbalance"])
-    row = pd.Series(np.arange(len(image_ids)), index=image_ids.astype(str))
-    train, test = (split[split["role"] == role] for role in (TRAIN, TEST))
-    clf = _retrieval(protocol).fit(feats[row[train["image_id"]]], train["identity"].to_numpy())
+    # In image-id order, as power_law_split lists the faces: the clustering sees one order
+    # whatever the shard's.
+    order = np.argsort(image_ids, kind="stable")
+    feats, identity = feats[order], identity[order]
+    role = features.roles(ctx.features_path)[order]
+    train, test = role == TRAIN, role == TEST
+    clf = _retrieval(protocol).fit(feats[train], identity[train])
     clf.set_params(**{_DEPTH[protocol["classifier"]]: protocol["depth"]})
-    pred = clf.predict(feats[row[test["image_id"]]])
-    sizes = train["identity"].value_counts()
+    pred = clf.predict(feats[test])
+    sizes = pd.Series(identity[train]).value_counts()
     # Class-balanced accuracy is the mean of the per-class recalls: those are its items.
-    recall = (pd.Series(pred == test["identity"].to_numpy())
-              .groupby(test["identity"].to_numpy()).mean())
+    recall = pd.Series(pred == identity[test]).groupby(identity[test]).mean()
     return {protocol["classifier"]: {
         "values": {"mean_class_balanced_accuracy": float(balanced_accuracy_score(
-                       test["identity"], pred)),
+                       identity[test], pred)),
                    "imbalance_ratio": float(sizes.max() / sizes.min())},
         "items": {"mean_class_balanced_accuracy": metrics.items(recall.index, recall)},
-        "n": {"classes": len(sizes), "train": len(train), "test": len(test),
+        "n": {"classes": len(sizes), "train": int(train.sum()), "test": int(test.sum()),
               "largest_class": int(sizes.max()), "smallest_class": int(sizes.min())},
         "notes": [f"power law gamma {run_config['imbalance']['gamma']:g}: "
                   f"{int(sizes.max())} to {int(sizes.min())} training faces per class"]}}

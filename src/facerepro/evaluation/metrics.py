@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import fastjsonschema
 
 from facerepro.atomic import write_json
 
@@ -85,15 +86,29 @@ class MetricsError(ValueError):
     """A metrics payload that does not follow :data:`SCHEMA`."""
 
 
+@cache
+def _compiled():
+    return fastjsonschema.compile(SCHEMA)
+
+
 def validate(payload: dict, where: str = "metrics") -> dict:
-    """``payload`` itself when it follows :data:`SCHEMA`, else MetricsError naming the keys."""
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(payload),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
+    """``payload`` itself when it follows :data:`SCHEMA`, else MetricsError naming the keys.
+
+    The schema is checked compiled (fastjsonschema): jsonschema walks each of the ~10^5 per-item
+    values one call at a time (3.7 s against 0.07 s for the default run's 62 files, which the
+    report reads while the rest of the machine waits). A payload that fails is checked again by
+    jsonschema, which lists every error, not only the first.
+    """
+    try:
+        return _compiled()(payload)
+    except fastjsonschema.JsonSchemaException as first:
+        import jsonschema
+
+        errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(payload),
+                        key=lambda e: list(e.absolute_path))
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}"
-                 for e in errors[:10]]
-        raise MetricsError(f"{where}: not a valid metrics file\n" + "\n".join(lines))
-    return payload
+                 for e in errors[:10]] or [f"  {first.message}"]
+        raise MetricsError(f"{where}: not a valid metrics file\n" + "\n".join(lines)) from None
 
 
 def write(dest: str | Path, run: str, protocol: str, kind: str, scorers: dict[str, dict],

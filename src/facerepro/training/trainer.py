@@ -34,7 +34,7 @@ from facerepro.align.shards import IMAGES, INDEX, read_shard
 from facerepro.atomic import write_json
 from facerepro.config import FITTED_METHODS, digest
 from facerepro.data.download import sha256_of
-from facerepro.data.imbalance import TRAIN, power_law_split
+from facerepro.data.imbalance import TRAIN, power_law_faces
 from facerepro.data.protocols import HOLDOUT, attributes_of
 from facerepro.training import checkpoint, precision, samplers
 from facerepro.training.gpu import resolve_device
@@ -74,9 +74,8 @@ def training_rows(run: dict, index: pd.DataFrame, dataset_root: str | Path | Non
     """
     train = index[index["split"] == "train"]
     if "imbalance" in run:
-        split = power_law_split(train["image_id"].to_numpy(), train["identity"].to_numpy(),
-                                **run["imbalance"])
-        train = train[train["image_id"].isin(split.loc[split["role"] == TRAIN, "image_id"])]
+        faces = power_law_faces(index, run["imbalance"])
+        train = faces[faces["role"] == TRAIN]
     if run["labels"] == "attributes":
         if dataset_root is None:
             raise ValueError("labels: attributes needs the extracted dataset's attribute file")
