@@ -10,9 +10,12 @@ export DVC_NO_ANALYTICS := 1
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
-	# torch first and alone: the pinned CPU wheel must win over a CUDA build pulled in by a range.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	# torch first and by pip, which finds the pinned CPU wheel on disk (uv does not look there):
+	# it must win over a CUDA build pulled in by a range.
+	$(BIN)/python -m pip install --quiet torch==2.13.0 uv==0.9.5
+	# The rest by uv, which keeps the installed torch (the lock pins it): 2 s here against pip's
+	# 52 s, each time a fresh clone sets up.
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
