@@ -13,7 +13,7 @@ $(STAMP): requirements.lock pyproject.toml
 	# torch first and by pip, which finds the pinned CPU wheel on disk (uv does not look there):
 	# it must win over a CUDA build pulled in by a range.
 	$(BIN)/python -m pip install --quiet torch==2.13.0 uv==0.9.5
-	# The rest by uv, which keeps the installed torch (the lock pins it): 8 s here against pip's
+	# The rest by uv, which keeps the installed torch (the lock pins it): 12 s here against pip's
 	# 52 s. Compiled to bytecode as pip does: under PYTHONDONTWRITEBYTECODE every job would
 	# otherwise compile its imports again (evaluate jobs ran 2x slower).
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
