@@ -100,7 +100,8 @@ def validate(payload: dict, where: str = "metrics") -> dict:
     jsonschema, which lists every error, not only the first.
     """
     try:
-        return _compiled()(payload)
+        _compiled()(payload)
+        return payload
     except fastjsonschema.JsonSchemaException as first:
         import jsonschema
 
