@@ -67,6 +67,5 @@ def power_law_faces(index: pd.DataFrame, imbalance: dict) -> pd.DataFrame:
     train = index[index["split"] == "train"]
     split = power_law_split(train["image_id"].to_numpy(), train["identity"].to_numpy(),
                             **imbalance)
-    role = split.set_index("image_id")["role"]
-    chosen = train[train["image_id"].astype(str).isin(role.index)]
-    return chosen.assign(role=role.loc[chosen["image_id"].astype(str)].to_numpy())
+    role = train["image_id"].astype(str).map(split.set_index("image_id")["role"])
+    return train.assign(role=role)[role.notna()]
