@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facerepro.models.local_response_norm import LocalResponseNorm
+
 # Table 1 rows in order; pool/rnorm rows carry no parameters. (name, #filters, kernel, stride)
 _NN1_LAYERS: tuple[tuple[str, int, int, int], ...] = (
     ("conv1", 64, 7, 2), ("pool1", 0, 3, 2), ("rnorm1", 0, 0, 0),
@@ -71,9 +73,9 @@ def _max_pool(stride: int) -> nn.MaxPool2d:
     return nn.MaxPool2d(3, stride, padding=1)
 
 
-def _rnorm() -> nn.LocalResponseNorm:
+def _rnorm() -> LocalResponseNorm:
     # The paper only says "norm"/"rnorm"; these are the AlexNet/GoogLeNet (Caffe) settings.
-    return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+    return LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
 
 
 class _L2Pool(nn.Module):
