@@ -16,7 +16,13 @@ from facerepro.training import checkpoint, samplers
 from facerepro.training.launch import torchrun
 from facerepro.training.loader import BatchLoader, flip_mask
 from facerepro.training.samplers import ShuffleSampler
-from facerepro.training.trainer import _check_share, holdout_auc, train, training_rows
+from facerepro.training.trainer import (
+    _check_share,
+    build_optimizer,
+    holdout_auc,
+    train,
+    training_rows,
+)
 
 RUN = default_run(method="softmax", net="sphere4", train="synth/casia", embedding_dim=16,
                   iterations=8, batch_size=8, lr=0.05, lr_steps=[5], seed=3, log_every=2,
@@ -382,3 +388,27 @@ def test_a_loss_with_forward_from_reads_the_net_itself():
     net = torch.nn.Linear(2, 2)
     got = Objective(net, Probe())(torch.ones(3, 2), torch.ones(3))
     assert got.item() == 9.0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+def test_the_fused_optimizer_steps_as_the_per_tensor_loop(optimizer):
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(300, 70), (70,), (5, 3, 3, 3)]    # 70 and 135: the kernel's scalar tail too
+    fused_params = [torch.nn.Parameter(torch.randn(s, generator=generator)) for s in shapes]
+    loop_params = [torch.nn.Parameter(p.detach().clone()) for p in fused_params]
+    start = [p.detach().clone() for p in fused_params]
+    run = {**RUN, "optimizer": optimizer, "weight_decay": 5e-4}
+    fused = build_optimizer(run, fused_params)
+    loop = build_optimizer(run, loop_params)
+    for group in loop.param_groups:
+        group["fused"] = None
+    assert fused.defaults["fused"] and RUN["momentum"] > 0
+    for _ in range(5):
+        for a, b in zip(fused_params, loop_params, strict=True):
+            a.grad = torch.randn(a.shape, generator=generator)
+            b.grad = a.grad.clone()
+        fused.step()
+        loop.step()
+    for a, b, before in zip(fused_params, loop_params, start, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        assert not torch.allclose(a, before, rtol=1e-3, atol=1e-3)

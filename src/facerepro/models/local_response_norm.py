@@ -13,10 +13,10 @@ with channels outside ``[0, C)`` counting as zero. Its gradient, for an upstream
 
 Why not torch's module: it builds d from six autograd ops (square, pad, 3-D average pool,
 multiply, add, power) and divides, and autograd then differentiates each one. On the CPU that
-made LRN 40% of FaceNet NN2's training step at the default config's size. Here the window sum
-is one 1x1 convolution with a banded 0/1 weight (a GEMM over the channels, fast in either
+made LRN about 30% of FaceNet NN2's training step at the default config's size. Here the window
+sum is one 1x1 convolution with a banded 0/1 weight (a GEMM over the channels, fast in either
 memory format), and the backward pass is the formula above: about 5x faster forward and
-backward (``bench/bench_lrn.py``).
+backward, 1.4x the whole NN2 step (``bench/bench_lrn.py``).
 """
 
 from __future__ import annotations

@@ -124,10 +124,16 @@ class Objective(nn.Module):
 
 
 def build_optimizer(run: dict, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The run's optimizer; on the CPU, torch's fused kernel: one pass over each tensor instead
+    of one per operation, 3.5x (SGD) and 4x (Adagrad) faster on DeepID2+'s 13M weights at one
+    thread. The update is the same; the kernel's scalar tail rounds a few elements an ulp
+    differently (tests/test_training.py). CUDA keeps torch's default, multi-tensor kernels."""
+    fused = True if all(p.device.type == "cpu" for p in params) else None
     if run["optimizer"] == "adagrad":
-        return torch.optim.Adagrad(params, lr=run["lr"], weight_decay=run["weight_decay"])
+        return torch.optim.Adagrad(params, lr=run["lr"], weight_decay=run["weight_decay"],
+                                   fused=fused)
     return torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"],
-                           weight_decay=run["weight_decay"])
+                           weight_decay=run["weight_decay"], fused=fused)
 
 
 def build_schedule(run: dict, optimizer: torch.optim.Optimizer
