@@ -1,7 +1,8 @@
 """Training engine overhead: ``trainer.train`` steps/s against a bare PyTorch loop, same work.
 
 Data: a synthetic aligned shard (uint8 56 x 48 x 3 crops, the default config's size; 3,000
-images of 100 identities, split ``train``) written with ``write_shard`` to a temp directory.
+images of 100 identities, split ``train``) written with ``write_shard`` to a temp directory,
+and random 0/1 labels in a CelebA attribute file for the attribute net.
 
 Target: :func:`facerepro.training.trainer.train` on a ``default_run`` (softmax, sphere4,
 512-d, batch 64, SGD lr 0.05, flip on, one log and one checkpoint per call, fresh checkpoint
@@ -32,11 +33,12 @@ second job on the same machine finds it); ``payback_steps`` = ``compile_s`` over
 step saves against the eager trainer in the same precision (none where it saves nothing), to
 compare with the run's ``iterations`` (``run_iterations``, from ``config/config.yaml``).
 
-The same variants (bar the combinations) then run on each other net of the default config
+The same variants (bar compile + bf16) then run on each other net of the default config
 (``config/config.yaml``: FaceNet's NN2 at a quarter width with triplets, DeepID2+ with Ident +
-Verif, Compact with the pair loss), with each run's own method, sampler, batch size and
-``iterations``, on the same shard. torch runs on 2 threads, ``OMP_WAIT_POLICY=PASSIVE`` unless
-set (see below).
+Verif, Compact with the pair loss, the attribute net with the cost-sensitive softmax), with each
+run's own method, sampler, batch size and ``iterations``, on the same shard. torch runs on the
+default config's ``cpu_threads`` (1: what each of its train jobs gets on the CPU),
+``OMP_WAIT_POLICY=PASSIVE`` unless set (see below).
 
 Run from the repository root: ``python bench/bench_trainer.py [--quick]``.
 """
@@ -73,19 +75,31 @@ from facerepro.config import default_run, load  # noqa: E402
 from facerepro.training import precision, trainer  # noqa: E402
 from facerepro.training.loader import flip_mask  # noqa: E402
 
-HEIGHT, WIDTH, THREADS = 56, 48, 2
+HEIGHT, WIDTH = 56, 48
 
 
 def make_shard(dest: Path, n_images: int, n_identities: int, seed: int = 0,
                height: int = HEIGHT, width: int = WIDTH) -> Path:
     """Random crops, identities round-robin, all in split ``train``."""
     rng = np.random.default_rng(seed)
-    index = pd.DataFrame({"image_id": [f"i{k}" for k in range(n_images)],
+    index = pd.DataFrame({"image_id": [f"bench/i{k}" for k in range(n_images)],
                           "identity": [f"p{k % n_identities:04d}" for k in range(n_images)],
                           "split": ["train"] * n_images})
     images = (rng.integers(0, 256, (height, width, 3), np.uint8) for _ in range(n_images))
     write_shard(dest, images, index, height, width)
     return dest
+
+
+def write_attributes(shard: Path, dest: Path, n_attributes: int = 40, seed: int = 0) -> Path:
+    """A CelebA attribute file giving every image of ``shard`` random 1 / -1 labels."""
+    _, index = read_shard(shard)
+    values = np.random.default_rng(seed).choice([-1, 1], (len(index), n_attributes))
+    lines = [str(len(index)), " ".join(f"a{k}" for k in range(n_attributes))]
+    lines += [f"{image.partition('/')[2]}.jpg " + " ".join(map(str, row))
+              for image, row in zip(index["image_id"], values, strict=True)]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n".join(lines) + "\n")
+    return dest.parent
 
 
 class TimedBar:
@@ -115,8 +129,10 @@ class TimedBar:
         return getattr(self.bar, name)
 
 
-def run_trainer(run: dict, shard: Path, work: Path, warmup: int, device: str = "cpu") -> dict:
-    """One ``train`` call; steps/s and data wait over steps ``warmup..end`` of its loop.
+def run_trainer(run: dict, shard: Path, work: Path, warmup: int, device: str = "cpu",
+                dataset_root: Path | None = None) -> dict:
+    """One ``train`` call; steps/s and data wait over steps ``warmup..end`` of its loop
+    (``dataset_root``: where an attribute run's label file is).
 
     On CUDA the trainer's per-step ``loss.item()`` synchronises, so the stamps time the GPU.
     """
@@ -124,7 +140,7 @@ def run_trainer(run: dict, shard: Path, work: Path, warmup: int, device: str = "
     start = time.perf_counter()
     with mock.patch.object(trainer, "tqdm", TimedBar):
         trainer.train("bench", run, shard, work / "model.pt", work / "model.json",
-                      work / "ckpt", device)
+                      work / "ckpt", device, dataset_root=dataset_root)
     call_s = time.perf_counter() - start
     bar = TimedBar.last
     assert bar is not None and len(bar.stamps) == run["iterations"] + 1
@@ -199,7 +215,7 @@ def best(results: list[dict]) -> dict:
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 # The default config's runs on its other nets (sphere4's runs are the main rows).
-OTHER_NETS = ("facenet", "deepid2plus", "compact_32x1")
+OTHER_NETS = ("facenet", "deepid2plus", "compact_32x1", "attributes_cost_sensitive")
 # Each variant sets every switch: the default config's runs set some themselves.
 _EAGER = {"precision": "fp32", "channels_last": False, "compile": False}
 VARIANTS = {"fp32": _EAGER,
@@ -244,7 +260,7 @@ def shortened(run: dict, steps: int, batch: int | None) -> dict:
 
 
 def sphere4_rows(shard: Path, work: Path, batch: int, steps: int, warmup: int, repeat: int,
-                 variants: list[str], iterations: int) -> list[dict]:
+                 variants: list[str], iterations: int, threads: int) -> list[dict]:
     """The bare loop and the trainer's variants on sphere4 (softmax), interleaved by round."""
     run = default_run(method="softmax", net="sphere4", train="synth/casia", embedding_dim=512,
                       batch_size=batch, iterations=steps, lr=0.05, lr_steps=[10**6],
@@ -261,7 +277,7 @@ def sphere4_rows(shard: Path, work: Path, batch: int, steps: int, warmup: int, r
     eager = trainer_rows[0]
     eager["overhead_pct"] = 100 * (bare["steps_per_s"] / eager["steps_per_s"] - 1)
     return [{"net": "sphere4", "loop": "bare PyTorch fp32", "steps": steps, **bare,
-             "img_s": bare["steps_per_s"] * batch, "threads": THREADS,
+             "img_s": bare["steps_per_s"] * batch, "threads": threads,
              "omp_wait": os.environ["OMP_WAIT_POLICY"], "size": f"{HEIGHT}x{WIDTH}"},
             *trainer_rows]
 
@@ -270,11 +286,14 @@ def net_rows(shard: Path, work: Path, name: str, run: dict, steps: int, warmup: 
              repeat: int, variants: list[str], batch: int | None) -> list[dict]:
     """The trainer's variants on run ``name`` of the default config, interleaved by round."""
     short = shortened(run, steps, batch)
+    labels = (write_attributes(shard, work / f"{name}-labels" / run["attributes_file"])
+              if run["labels"] == "attributes" else None)
     calls: dict[str, list[dict]] = {v: [] for v in variants}
     for round_ in range(repeat):
         for variant in variants:
             calls[variant].append(run_trainer({**short, **VARIANTS[variant]}, shard,
-                                              work / f"{name}-round{round_}-{variant}", warmup))
+                                              work / f"{name}-round{round_}-{variant}", warmup,
+                                              dataset_root=labels))
     return variant_rows(run["net"], short, calls, short["batch_size"], run["iterations"])
 
 
@@ -288,14 +307,16 @@ def settings(quick: bool) -> dict:
     # compiles again (from the warm cache after the first), which bounds the rounds.
     return {"n_images": 3_000, "n_ids": 100, "batch": 64, "steps": 20, "warmup": 3, "repeat": 2,
             "variants": list(VARIANTS), "net_variants": ["fp32", "bf16", "channels_last",
-                                                          "compile"], "net_repeat": 1}
+                                                          "bf16 + channels_last", "compile"],
+            "net_repeat": 1}
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    torch.set_num_threads(THREADS)
+    default = load(DEFAULT_CONFIG)
+    torch.set_num_threads(default["cpu_threads"])
     s = settings(args.quick)
-    default_runs = load(DEFAULT_CONFIG)["runs"]
+    default_runs = default["runs"]
     with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
         tmp_dir = Path(tmp)
         # A fresh Inductor cache: the compile row's first call compiles from scratch.
@@ -303,7 +324,8 @@ def main() -> None:
         shard = make_shard(tmp_dir / "shard", s["n_images"], s["n_ids"])
         # Warmup steps are the first steps of each timed call; the timing starts after them.
         rows = sphere4_rows(shard, tmp_dir, s["batch"], s["steps"], s["warmup"], s["repeat"],
-                            s["variants"], default_runs["softmax"]["iterations"])
+                            s["variants"], default_runs["softmax"]["iterations"],
+                            default["cpu_threads"])
         for name in OTHER_NETS:
             rows += net_rows(shard, tmp_dir, name, default_runs[name], s["steps"], s["warmup"],
                              s["net_repeat"], s["net_variants"],

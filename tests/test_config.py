@@ -318,11 +318,13 @@ def test_clmle_choices_are_deviations_only_off_the_papers_value(option, value, p
 
 
 def test_bf16_training_is_a_listed_difference():
-    config = load(ROOT / "config/config.yaml")       # bf16 on the sphere4 runs only
+    config = load(ROOT / "config/config.yaml")   # bf16 on sphere4, DeepID2+, attribute nets
+    bf16 = ["softmax", "sphereface_m4", "deepid2plus", "deepid2plus_no_layerwise", "clmle",
+            "clmle_attributes", "clmle_attributes_uniform", "clmle_attributes_no_cost",
+            "attributes_cost_sensitive", "softmax_powerlaw", "clmle_powerlaw"]
     [line] = _lines_of(config, "bf16 autocast")
-    assert line.startswith("softmax, sphereface_m4, clmle, softmax_powerlaw, clmle_powerlaw: "
-                           "trained in bf16") and "(the papers: fp32)" in line
-    for run in ("softmax", "sphereface_m4", "clmle", "softmax_powerlaw", "clmle_powerlaw"):
+    assert line.startswith(", ".join(bf16) + ": trained in bf16") and "(the papers: fp32)" in line
+    for run in bf16:
         config["runs"][run]["precision"] = "auto"   # auto on device auto: fp32 here
     assert not _lines_of(config, "bf16")
     config["runs"]["facenet"]["precision"] = "bf16"
