@@ -1,6 +1,7 @@
 """The whole workflow on config/test.yaml, run once for the suite under DVC (tests/conftest.py)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -25,6 +26,13 @@ def _snakemake(workdir, *args):
 def workdir(workflow_repo):
     """The whole test workflow, run once for the suite by `dvc repro` (tests/conftest.py)."""
     return workflow_repo
+
+
+def test_the_workflow_tests_share_one_worker(workdir, request):
+    """One build of the workflow repository for the suite. A pytest whose node ids xdist cannot
+    tag (9.2, pyproject.toml) spreads these tests over the workers, and each builds it."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        assert request.node.nodeid.endswith("@workflow_repo"), request.node.nodeid
 
 
 @pytest.mark.e2e
