@@ -28,6 +28,7 @@ def workdir(workflow_repo):
     return workflow_repo
 
 
+@pytest.mark.e2e
 def test_the_workflow_tests_share_one_worker(workdir, request):
     """One build of the workflow repository for the suite. A pytest whose node ids xdist cannot
     tag (9.2, pyproject.toml) spreads these tests over the workers, and each builds it."""
